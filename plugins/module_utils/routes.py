@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""The route table: one record per external host and source, hop by hop."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import HTTP, HTTPS
+from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import (
+    client_hosts,
+    mtls_sni,
+    upstream_host,
+)
+
+ORIGINATION, PASSTHROUGH, PLAIN = "origination", "passthrough", "plain"
+
+
+def last_hop_tls(target):
+    if target.upgraded:
+        return ORIGINATION
+    if target.protocol == HTTPS:
+        return PASSTHROUGH
+    return PLAIN
+
+
+def route_records(policy):
+    """Every (entry, host, source) of a loaded policy with its ports on each hop."""
+    records = []
+    ports = policy.gateway_ports
+    for index, rule in enumerate(policy.rules):
+        for target in rule.targets:
+            client_host = client_hosts(policy, target)[0]
+            upstream = upstream_host(policy, target)
+            dialled = [a.split("/")[0] for a in target.addresses] or list(target.hosts)
+            for host in dialled:
+                for source in rule.sources:
+                    records.append({
+                        "rule": index,
+                        "entry": target.name,
+                        "source": {
+                            "namespace": source.namespace,
+                            "workload_selector": dict(source.workload_selector or {}),
+                            "service_accounts": list(source.service_accounts),
+                        },
+                        "host": host,
+                        "service_host": host if not target.by_address else client_host,
+                        "protocol": target.protocol,
+                        "port": target.port.number,
+                        "gateway_port": ports[target.name],
+                        "upstream": {"host": upstream, "port": target.upstream_port,
+                                     "tls": last_hop_tls(target),
+                                     "sni": target.hosts[0] if target.upgraded else None,
+                                     "resolves": list(target.addresses) or [target.hosts[0]]},
+                        "subset": target.name,
+                        "sni": mtls_sni(policy, target),
+                        "by_address": target.by_address,
+                    })
+    return records
+
+
+def _source_text(source):
+    text = source["namespace"]
+    if source["workload_selector"]:
+        text += "/" + ",".join("%s=%s" % kv for kv in sorted(source["workload_selector"].items()))
+    if source["service_accounts"]:
+        text += " (sa: %s)" % ",".join(source["service_accounts"])
+    return text
+
+
+def _tls_text(record):
+    tls = record["upstream"]["tls"]
+    if tls == ORIGINATION:
+        return "HTTP upgraded: TLS originated at the gateway, SNI %s" % record["upstream"]["sni"]
+    if tls == PASSTHROUGH:
+        return "TLS passthrough: the application's own TLS, SNI %s" % record["host"]
+    return "plain HTTP" if record["protocol"] == HTTP else "plain TCP"
+
+
+def route_line(record, gateway):
+    """``namespace[/selector] -> sidecar :P -> gateway <name> :GP -> host :port (TLS)``."""
+    upstream = record["upstream"]
+    target = record["host"]
+    resolves = upstream["resolves"][0]
+    if resolves != record["host"] and not record.get("by_address"):
+        target = "%s [address of %s]" % (record["host"], resolves)
+    return "%s -> sidecar :%d -> gateway %s :%d -> %s :%d (%s)" % (
+        _source_text(record["source"]), record["port"], gateway, record["gateway_port"], target,
+        upstream["port"], _tls_text(record),
+    )

@@ -1,0 +1,401 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""Sidecar mode: a policy as ServiceEntry, Gateway, VirtualService, DestinationRule,
+AuthorizationPolicy and (for workload selectors) Sidecar objects.
+
+Traffic path of one entry E with hosts H, port P and gateway port GP (GW is the gateway Service):
+
+* **Client side, in each source namespace** (``exportTo: ["."]``, so no other namespace sees it):
+  a ServiceEntry registers H on P and a VirtualService bound to ``mesh`` sends H:P to GW's subset
+  ``E`` on GP. Entries of one namespace that share hosts are merged into one ServiceEntry and one
+  VirtualService per group of hosts, because Istio uses a single VirtualService per host for a
+  sidecar.
+* **Sidecar -> gateway**: the DestinationRule on GW (in ``istio-egress``, exported to the source
+  namespaces) gives subset ``E`` Istio mutual TLS with SNI H[0] (or the entry's upstream host for
+  entries given by address), which selects E's server on the gateway.
+* **Gateway**: E's server on GP (``HTTPS`` for HTTP entries, ``TLS`` for HTTPS and TCP entries,
+  ``ISTIO_MUTUAL``) ends the mutual TLS; a gateway-only VirtualService sends the traffic to E's
+  *upstream host* ``<E>.<gateway>.egress.internal``: a ServiceEntry visible only in
+  ``istio-egress`` that resolves H[0] (or holds the addresses). Each entry thus has a cluster of its
+  own on the gateway, so TLS origination for an upgraded entry never touches another entry's
+  traffic to the same host, and no workload can reach the upgrade port directly.
+* **Admission**: the gateway's AuthorizationPolicy admits, per entry, only the entry's sources on
+  GP with E's SNI.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from collections import OrderedDict
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
+    CLUSTER_DOMAIN,
+    address_host,
+    gateway_pod_labels,
+    gateway_service_host,
+    metadata,
+    short_hash,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    EGRESS_NAMESPACE,
+    HTTP,
+    HTTPS,
+    TCP,
+)
+
+NETWORKING = "networking.istio.io/v1"
+SECURITY = "security.istio.io/v1"
+MESH = "mesh"
+IN_CLUSTER_HOSTS = "*/*.svc." + CLUSTER_DOMAIN
+
+
+def upstream_host(policy, target):
+    """The gateway-only registry host of an entry's last hop."""
+    return address_host(policy.gateway, target.name)
+
+
+def client_hosts(policy, target):
+    """The hosts a workload's traffic matches: the names, or for addresses the upstream host."""
+    if target.by_address:
+        return [upstream_host(policy, target)]
+    return list(target.hosts)
+
+
+def mtls_sni(policy, target):
+    """The SNI of the sidecar-to-gateway hop; it selects the entry's server on the gateway."""
+    return client_hosts(policy, target)[0]
+
+
+def upstream_protocol(target):
+    if target.upgraded:
+        return HTTPS
+    return {HTTP: HTTP, HTTPS: "TLS", TCP: TCP}[target.protocol]
+
+
+def export_to(namespaces):
+    """``.`` (the gateway's namespace) plus the given namespaces, sorted, without duplicates."""
+    return ["."] + sorted(set(ns for ns in namespaces if ns != EGRESS_NAMESPACE))
+
+
+class _Context:
+    def __init__(self, policy):
+        self.policy = policy
+        self.gateway = policy.gateway
+        self.gateway_ref = "%s/%s" % (EGRESS_NAMESPACE, policy.gateway)
+        self.gateway_host = gateway_service_host(policy.gateway)
+        self.ports = policy.gateway_ports
+
+    def meta(self, name, namespace=EGRESS_NAMESPACE):
+        return metadata(name, namespace, self.policy.name)
+
+    def name(self, *parts):
+        return "-".join((self.gateway,) + parts)
+
+
+# ---------------------------------------------------------------------------- client side
+
+
+def host_groups(policy, targets):
+    """Split the hosts of ``targets`` into groups whose hosts belong to exactly the same entries.
+
+    Entries with identical hosts form one group; partly overlapping entries are split so that
+    each group's ServiceEntry registers only the ports its hosts really have.
+    Returns ``[(hosts, [targets])]`` in policy order.
+    """
+    members = OrderedDict()
+    for target in targets:
+        for host in client_hosts(policy, target):
+            members.setdefault(host, []).append(target)
+    groups = OrderedDict()
+    for host, owners in members.items():
+        key = tuple(t.name for t in owners)
+        groups.setdefault(key, ([], owners))[0].append(host)
+    return list(groups.values())
+
+
+def _group_name(ctx, hosts, targets):
+    first = targets[0]
+    if set(hosts) == set(client_hosts(ctx.policy, first)):
+        return ctx.name(first.name)
+    return ctx.name(first.name, short_hash(",".join(hosts), 8))
+
+
+def _to_gateway(ctx, target):
+    return [{"destination": {"host": ctx.gateway_host, "subset": target.name,
+                             "port": {"number": ctx.ports[target.name]}}}]
+
+
+def _http_route(ctx, target):
+    route = {
+        "name": target.name,
+        "match": [{"port": target.port.number}],
+        "route": _to_gateway(ctx, target),
+    }
+    http = target.http
+    if http is not None and http.timeout is not None:
+        route["timeout"] = http.timeout
+    if http is not None and http.retries is not None:
+        retries = {"attempts": http.retries.attempts}
+        if http.retries.per_try_timeout is not None:
+            retries["perTryTimeout"] = http.retries.per_try_timeout
+        if http.retries.retry_on is not None:
+            retries["retryOn"] = http.retries.retry_on
+        route["retries"] = retries
+    return route
+
+
+def _client_objects(ctx, namespace, targets):
+    objects = []
+    for hosts, members in host_groups(ctx.policy, targets):
+        name = _group_name(ctx, hosts, members)
+        ports = []
+        http, tls, tcp = [], [], []
+        addresses = []
+        port_names = set()
+        for target in members:
+            port_name = target.port.name
+            if port_name in port_names:
+                port_name = "%s-%d" % (port_name, target.port.number)
+            port_names.add(port_name)
+            ports.append({"number": target.port.number, "name": port_name,
+                          "protocol": target.protocol})
+            if target.protocol == HTTP:
+                http.append(_http_route(ctx, target))
+            elif target.protocol == HTTPS:
+                tls.append({"match": [{"port": target.port.number, "sniHosts": list(hosts)}],
+                            "route": _to_gateway(ctx, target)})
+            else:
+                match = {"port": target.port.number}
+                if target.by_address:
+                    match["destinationSubnets"] = list(target.addresses)
+                    addresses.extend(target.addresses)
+                tcp.append({"match": [match], "route": _to_gateway(ctx, target)})
+        spec = OrderedDict([("hosts", list(hosts))])
+        if addresses:
+            spec["addresses"] = addresses
+        spec["location"] = "MESH_EXTERNAL"
+        spec["ports"] = ports
+        if addresses:
+            spec["resolution"] = "STATIC"
+            spec["endpoints"] = [{"address": a.split("/")[0]} for a in addresses]
+        else:
+            spec["resolution"] = "DNS"
+        spec["exportTo"] = ["."]
+        objects.append({"apiVersion": NETWORKING, "kind": "ServiceEntry",
+                        "metadata": ctx.meta(name, namespace), "spec": dict(spec)})
+        vs = OrderedDict([("hosts", list(hosts)), ("gateways", [MESH]), ("exportTo", ["."])])
+        if http:
+            vs["http"] = http
+        if tls:
+            vs["tls"] = tls
+        if tcp:
+            vs["tcp"] = tcp
+        objects.append({"apiVersion": NETWORKING, "kind": "VirtualService",
+                        "metadata": ctx.meta(name, namespace), "spec": dict(vs)})
+    return objects
+
+
+# ---------------------------------------------------------------------------- gateway side
+
+
+def _upstream_service_entry(ctx, target):
+    spec = {
+        "hosts": [upstream_host(ctx.policy, target)],
+        "location": "MESH_EXTERNAL",
+        "ports": [{"number": target.upstream_port,
+                   "name": "%s-%d" % (upstream_protocol(target).lower(), target.upstream_port),
+                   "protocol": upstream_protocol(target)}],
+        "exportTo": ["."],
+    }
+    if target.by_address:
+        spec["resolution"] = "STATIC"
+        spec["endpoints"] = [{"address": a.split("/")[0]} for a in target.addresses]
+    else:
+        spec["resolution"] = "DNS"
+        spec["endpoints"] = [{"address": target.hosts[0]}]
+    return {"apiVersion": NETWORKING, "kind": "ServiceEntry",
+            "metadata": ctx.meta(ctx.name(target.name, "upstream")), "spec": spec}
+
+
+def _origination_rule(ctx, target):
+    return {"apiVersion": NETWORKING, "kind": "DestinationRule",
+            "metadata": ctx.meta(ctx.name(target.name, "upstream")),
+            "spec": {"host": upstream_host(ctx.policy, target), "exportTo": ["."],
+                     "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": target.hosts[0]}}}}
+
+
+def _gateway_virtual_service(ctx, target):
+    gp = ctx.ports[target.name]
+    destination = [{"destination": {"host": upstream_host(ctx.policy, target),
+                                    "port": {"number": target.upstream_port}}}]
+    spec = OrderedDict([("hosts", client_hosts(ctx.policy, target)),
+                        ("gateways", [ctx.gateway_ref]), ("exportTo", ["."])])
+    match = [{"gateways": [ctx.gateway_ref], "port": gp}]
+    if target.protocol == HTTP:
+        spec["http"] = [{"name": target.name, "match": match, "route": destination}]
+    else:
+        spec["tcp"] = [{"match": match, "route": destination}]
+    return {"apiVersion": NETWORKING, "kind": "VirtualService",
+            "metadata": ctx.meta(ctx.name(target.name)), "spec": dict(spec)}
+
+
+def _gateway(ctx):
+    servers = []
+    for target in ctx.policy.targets():
+        protocol = HTTPS if target.protocol == HTTP else "TLS"
+        servers.append({
+            "port": {"number": ctx.ports[target.name],
+                     "name": "%s-%s" % (protocol.lower(), target.name),
+                     "protocol": protocol},
+            "hosts": ["./" + h for h in client_hosts(ctx.policy, target)],
+            "tls": {"mode": "ISTIO_MUTUAL"},
+        })
+    return {"apiVersion": NETWORKING, "kind": "Gateway", "metadata": ctx.meta(ctx.gateway),
+            "spec": {"selector": gateway_pod_labels(ctx.gateway), "servers": servers}}
+
+
+def _gateway_destination_rule(ctx, namespaces):
+    subsets = []
+    for target in ctx.policy.targets():
+        subsets.append({
+            "name": target.name,
+            "trafficPolicy": {"portLevelSettings": [{
+                "port": {"number": ctx.ports[target.name]},
+                "tls": {"mode": "ISTIO_MUTUAL", "sni": mtls_sni(ctx.policy, target)},
+            }]},
+        })
+    return {"apiVersion": NETWORKING, "kind": "DestinationRule",
+            "metadata": ctx.meta(ctx.gateway),
+            "spec": {"host": ctx.gateway_host, "exportTo": export_to(namespaces),
+                     "subsets": subsets}}
+
+
+def source_principals(source):
+    return ["*/ns/%s/sa/%s" % (source.namespace, sa) for sa in source.service_accounts]
+
+
+def authorization_sources(rule):
+    sources = []
+    namespaces = sorted(set(s.namespace for s in rule.sources if not s.service_accounts))
+    if namespaces:
+        sources.append({"source": {"namespaces": namespaces}})
+    principals = sorted(set(p for s in rule.sources for p in source_principals(s)))
+    if principals:
+        sources.append({"source": {"principals": principals}})
+    return sources
+
+
+def _authorization_policy(ctx):
+    rules = []
+    for rule in ctx.policy.rules:
+        sources = authorization_sources(rule)
+        for target in rule.targets:
+            operation = {"ports": [str(ctx.ports[target.name])]}
+            if target.http is not None and target.http.methods:
+                operation["methods"] = list(target.http.methods)
+            if target.http is not None and target.http.path_prefixes:
+                operation["paths"] = [p + "*" for p in target.http.path_prefixes]
+            rules.append({
+                "from": sources,
+                "to": [{"operation": operation}],
+                "when": [{"key": "connection.sni", "values": [mtls_sni(ctx.policy, target)]}],
+            })
+    return {"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
+            "metadata": ctx.meta(ctx.gateway),
+            "spec": {"selector": {"matchLabels": gateway_pod_labels(ctx.gateway)},
+                     "action": "ALLOW", "rules": rules}}
+
+
+# ---------------------------------------------------------------------------- workload selectors
+
+
+def sidecar_scopes(policy):
+    """Per namespace that uses a workload selector: the hosts granted to the whole namespace and
+    to each selector: ``{namespace: (namespace_hosts, {selector_items: (selector, hosts)})}``.
+    """
+    whole = {}
+    selected = {}
+    for rule in policy.rules:
+        hosts = []
+        for target in rule.targets:
+            hosts.extend(client_hosts(policy, target))
+        for source in rule.sources:
+            if source.workload_selector:
+                key = tuple(sorted(source.workload_selector.items()))
+                scope = selected.setdefault(source.namespace, {})
+                entry = scope.setdefault(key, (dict(source.workload_selector), []))
+                entry[1].extend(hosts)
+            else:
+                whole.setdefault(source.namespace, []).extend(hosts)
+    return {ns: (whole.get(ns, []), scopes) for ns, scopes in selected.items()}
+
+
+def _egress_hosts(hosts):
+    return [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(set(hosts))]
+
+
+def _sidecars(ctx):
+    objects = []
+    warnings = []
+    for namespace, (ns_hosts, scopes) in sorted(sidecar_scopes(ctx.policy).items()):
+        objects.append({
+            "apiVersion": NETWORKING, "kind": "Sidecar",
+            "metadata": ctx.meta(ctx.name("default"), namespace),
+            "spec": {"egress": [{"hosts": _egress_hosts(ns_hosts)}]},
+        })
+        for key, (selector, hosts) in sorted(scopes.items()):
+            text = ",".join("%s=%s" % kv for kv in key)
+            objects.append({
+                "apiVersion": NETWORKING, "kind": "Sidecar",
+                "metadata": ctx.meta(ctx.name(short_hash(text)), namespace),
+                "spec": {"workloadSelector": {"labels": selector},
+                         "egress": [{"hosts": _egress_hosts(list(hosts) + list(ns_hosts))}]},
+            })
+        warnings.append(
+            "namespace %s: workload selectors are enforced by Sidecar resources; the workloads "
+            "there that no selector of this policy picks see only in-cluster services (%s) and "
+            "the external hosts this policy grants to the whole namespace"
+            % (namespace, IN_CLUSTER_HOSTS)
+        )
+    return objects, warnings
+
+
+# ---------------------------------------------------------------------------- the whole set
+
+
+def granted_targets(policy):
+    """``{namespace: [targets]}``: every entry a namespace's workloads may use, in policy order."""
+    granted = OrderedDict()
+    for rule in policy.rules:
+        for namespace in OrderedDict.fromkeys(s.namespace for s in rule.sources):
+            granted.setdefault(namespace, []).extend(rule.targets)
+    return granted
+
+
+def expand_sidecar(policy):
+    """``(objects, warnings)`` for a loaded policy whose gateway ports are assigned.
+
+    Objects come in apply order: ServiceEntries, DestinationRules, the Gateway, VirtualServices,
+    the AuthorizationPolicy, Sidecars.
+    """
+    ctx = _Context(policy)
+    targets = list(policy.targets())
+    granted = granted_targets(policy)
+    client = []
+    for namespace in sorted(granted):
+        client.extend(_client_objects(ctx, namespace, granted[namespace]))
+    sidecars, warnings = _sidecars(ctx)
+    objects = (
+        [o for o in client if o["kind"] == "ServiceEntry"]
+        + [_upstream_service_entry(ctx, t) for t in targets]
+        + [_gateway_destination_rule(ctx, granted)]
+        + [_origination_rule(ctx, t) for t in targets if t.upgraded]
+        + [_gateway(ctx)]
+        + [o for o in client if o["kind"] == "VirtualService"]
+        + [_gateway_virtual_service(ctx, t) for t in targets]
+        + [_authorization_policy(ctx)]
+        + sidecars
+    )
+    return objects, warnings
