@@ -44,8 +44,8 @@ def load(data, mode=None):
     loaded :class:`Policy`, returned as it is).
     """
     if isinstance(data, Policy):
-        if mode is not None and mode != data.effective_mode:
-            data.mode = mode
+        if mode is not None:
+            data.render_mode = mode
         return data, []
     policy, errors, warnings = read_policy(data, mode)
     if policy is not None:

@@ -211,7 +211,7 @@ class Waypoint:
 
 class Policy:
     __slots__ = ("name", "namespace", "gateway", "rules", "mode", "waypoint", "labels",
-                 "annotations", "spelling", "written", "gateway_ports")
+                 "annotations", "spelling", "written", "gateway_ports", "render_mode")
 
     def __init__(self, name, namespace, gateway, rules, mode=None, waypoint=None, labels=None,
                  annotations=None, spelling=PARAMS, written=None):
@@ -228,10 +228,13 @@ class Policy:
         self.written = written or {}
         # Entry name -> gateway port, written or assigned (set by expand.load).
         self.gateway_ports = None
+        # The mode asked for by the caller (filter argument, module option); it wins over ``mode``
+        # but is not part of the policy itself.
+        self.render_mode = None
 
     @property
     def effective_mode(self):
-        return self.mode or "sidecar"
+        return self.render_mode or self.mode or "sidecar"
 
     def targets(self):
         for rule in self.rules:
@@ -391,7 +394,7 @@ def is_dns_subdomain(value):
 def host_problem(host, protocol):
     """Why ``host`` cannot be an external host of a ``protocol`` entry, or None."""
     if _is_address(host):
-        if protocol != TCP:
+        if protocol is not None and protocol != TCP:
             return "%s is an IP address or CIDR, allowed only for TCP entries" % _show(host)
         network = ipaddress.ip_network(host, strict=False)
         if network.num_addresses > 1:
@@ -476,7 +479,7 @@ def read_policy(data, mode=None):
         if mode not in MODES:
             reader.error("mode", "must be one of %s, got %s" % (", ".join(MODES), _show(mode)))
         else:
-            policy.mode = mode
+            policy.render_mode = mode
     if policy is not None:
         _check_policy(reader, policy)
     return policy, reader.errors, reader.warnings
@@ -562,7 +565,7 @@ def _read_common(reader, top, gateway_required_path):
     name_path = sp.key("name")
     name = reader.string(top["name"], name_path)
     if name is not None:
-        written["name"] = True
+        written["name"] = sp is PARAMS
         if gateway and name not in (gateway, "egress-by-" + gateway):
             reader.error(
                 name_path,
@@ -576,7 +579,7 @@ def _read_common(reader, top, gateway_required_path):
     ns_path = sp.key("namespace")
     namespace = reader.string(top["namespace"], ns_path)
     if namespace is not None:
-        written["namespace"] = True
+        written["namespace"] = sp is PARAMS
         if namespace != EGRESS_NAMESPACE:
             reader.error(
                 ns_path,
@@ -735,7 +738,7 @@ def _read_target(reader, raw, path, rule_index):
             reader.error(host_path, "%s is listed twice" % _show(text))
             continue
         seen.add(text)
-        problem = host_problem(text, protocol) if protocol else None
+        problem = host_problem(text, protocol)
         if problem:
             reader.error(host_path, problem)
         hosts.append(text)

@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters that expose the pure core to playbooks and templates.
+
+Documentation lives beside this file, one YAML file per filter (egress_policy.yml, ...).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.utils.display import Display
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
+    load_yaml,
+    render_files,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import plain, to_resource
+
+display = Display()
+
+
+def _plain(value):
+    """Templating hands over tagged subclasses of str, int, dict and list; the core (and the YAML
+    writer) want plain Python data."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (str, bytes)):
+        return str(to_text(value))
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if hasattr(value, "items"):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _data(value):
+    """A mapping as it is; text is parsed as one strict YAML document."""
+    if isinstance(value, (str, bytes)):
+        return load_yaml(to_text(value), "policy text")
+    return _plain(value)
+
+
+def _run(function, value, *args):
+    try:
+        result, warnings = function(_data(value), *[_plain(a) for a in args])
+    except PolicyError as exc:
+        for warning in exc.warnings:
+            display.warning(warning)
+        raise AnsibleFilterError(exc.summary())
+    for warning in warnings:
+        display.warning(warning)
+    return result
+
+
+def _policy(data, mode):
+    policy, warnings = load(data, mode)
+    return plain(to_resource(policy)), warnings
+
+
+def egress_policy(value, mode=None):
+    """Module-style parameters (or the resource) -> the ASMEgressTrafficPolicy object."""
+    return _run(_policy, value, mode)
+
+
+def egress_resources(value, mode=None):
+    """The policy in either spelling -> the list of Kubernetes objects, in apply order."""
+    return _run(expand, value, mode)
+
+
+def _ports(data, mode):
+    result = render(data, mode)
+    return result["gateway"]["ports"], result["warnings"]
+
+
+def egress_gateway_ports(value, mode=None):
+    """The policy -> the Service ports the egress gateway needs (every gateway port + 15021)."""
+    return _run(_ports, value, mode)
+
+
+def _routes(data, mode, output):
+    result = render(data, mode)
+    return (result["route_lines"] if output == "lines" else result["routes"]), result["warnings"]
+
+
+def egress_routes(value, mode=None, output="lines"):
+    """The policy -> the route table: text lines (default) or records."""
+    if output not in ("lines", "records"):
+        raise AnsibleFilterError("egress_routes: output must be 'lines' or 'records', got %r"
+                                 % (output,))
+    return _run(_routes, value, mode, output)
+
+
+def _render(data, mode):
+    result, files = render_files(data, mode)
+    result = dict(result)
+    result["files"] = dict(files)
+    return result, result["warnings"]
+
+
+def egress_render(value, mode=None):
+    """Everything a render produces, including the text of the files it writes."""
+    return _run(_render, value, mode)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "egress_policy": egress_policy,
+            "egress_resources": egress_resources,
+            "egress_gateway_ports": egress_gateway_ports,
+            "egress_routes": egress_routes,
+            "egress_render": egress_render,
+        }

@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""One authenticated client for JSON requests, with bounded retries of transient failures.
+
+Authentication is kubernetes.core's: :func:`from_auth_params` hands the module's auth options
+(or the ``K8S_AUTH_*`` environment variables) to ``kubernetes.core``'s ``get_api_client``, which
+builds the ``kubernetes`` client configuration exactly as every kubernetes.core module does
+(kubeconfig and context, host/api_key, basic auth, client certificates, proxy, impersonation).
+Requests then go through that ``ApiClient`` (auth headers, token refresh, impersonation headers,
+proxy, TLS) but read and write plain JSON: no model classes, no ``ResourceInstance`` wrapping,
+which matters when a list returns thousands of objects.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import random
+import time
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported by the module anyway
+    from urllib import quote
+
+# Statuses worth another attempt: throttled, or the API server (or what is in front of it)
+# failing for a moment. 409 only for server-side apply (a create racing another writer).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+JSON = "application/json"
+
+
+class RetryPolicy:
+    """A few attempts with exponential backoff (and jitter), capped in total time."""
+
+    def __init__(self, attempts=5, base=0.2, factor=2.0, max_delay=3.0, total=12.0):
+        self.attempts = attempts
+        self.base = base
+        self.factor = factor
+        self.max_delay = max_delay
+        self.total = total
+
+    def delay(self, attempt, retry_after=None):
+        """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` counts from 1)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        delay = self.base * (self.factor ** (attempt - 1))
+        return min(delay * (0.75 + random.random() / 2), self.max_delay)
+
+
+class Op:
+    """What a request does, for error messages: verb, resource (plural.group), namespace, name."""
+
+    __slots__ = ("verb", "resource", "namespace", "name", "what")
+
+    def __init__(self, verb, resource, namespace=None, name=None, what=None):
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        self.what = what
+
+    def describe(self):
+        if self.what:
+            return self.what
+        where = " in namespace %s" % self.namespace if self.namespace else ""
+        target = "%s %s" % (self.resource, self.name) if self.name else self.resource
+        return "%s %s%s" % (self.verb, target, where)
+
+
+def _status_message(data):
+    try:
+        body = json.loads(data)
+    except (TypeError, ValueError):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+        return " ".join(text.split())[:500], None
+    if isinstance(body, dict):
+        return body.get("message") or "", body.get("reason")
+    return "", None
+
+
+def api_error(op, status, reason, data):
+    """A KubeError for an HTTP error answer, naming the object, the status and the reason."""
+    message, api_reason = _status_message(data)
+    reason = api_reason or reason or ""
+    if status == 403:
+        where = " in namespace %s" % op.namespace if op.namespace else " (cluster-wide)"
+        text = ("%s: permission denied (HTTP 403 Forbidden): cannot %s %s%s; grant the verb "
+                "(see docs/rbac.yaml). API server: %s"
+                % (op.describe(), op.verb, op.resource, where, message))
+    else:
+        text = "%s: HTTP %s %s: %s" % (op.describe(), status, reason, message)
+    return KubeError(text.rstrip(": "), status=status, reason=reason)
+
+
+def _transient_exception(exc):
+    """A connection reset, a read timeout, a refused connection: worth another attempt."""
+    try:
+        import urllib3.exceptions as ue
+    except ImportError:  # pragma: no cover
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    if isinstance(exc, ue.SSLError):
+        return False
+    if isinstance(exc, ue.MaxRetryError):
+        return exc.reason is None or not isinstance(exc.reason, ue.SSLError)
+    return isinstance(exc, (ue.HTTPError, ConnectionError, TimeoutError))
+
+
+class Client:
+    """JSON requests through a ``kubernetes.client.ApiClient``; thread-safe.
+
+    ``request`` returns the decoded body (None for an empty one) and raises :class:`KubeError`.
+    ``stats`` counts requests by verb (reads and writes), for results and benchmarks.
+    """
+
+    def __init__(self, api_client, retry=None, timeout=60, sleep=time.sleep, clock=time.monotonic):
+        self.api = api_client
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self.stats = {}
+
+    # ------------------------------------------------------------------ transport
+
+    def _send(self, method, path, query, headers, body):
+        """(status, reason, headers, data) of one HTTP exchange."""
+        api = self.api
+        if hasattr(api, "param_serialize"):  # kubernetes >= 35 (new generator)
+            method_, url, header_params, body_, post = api.param_serialize(
+                method, path, query_params=list(query or []), header_params=dict(headers),
+                body=body, auth_settings=["BearerToken"])
+            response = api.call_api(method_, url, header_params=header_params, body=body_,
+                                    post_params=post, _request_timeout=self.timeout)
+            data = response.read()
+            return response.status, response.reason, response.headers, data
+        try:  # older kubernetes clients raise ApiException for non-2xx answers
+            from kubernetes.client.rest import ApiException
+        except ImportError:  # pragma: no cover
+            ApiException = Exception
+        try:
+            response = api.call_api(
+                path, method, {}, list(query or []), dict(headers), body=body, post_params=[],
+                files={}, auth_settings=["BearerToken"], _return_http_data_only=True,
+                _preload_content=False, _request_timeout=self.timeout)
+        except ApiException as exc:
+            return exc.status, exc.reason, getattr(exc, "headers", None) or {}, exc.body
+        return response.status, response.reason, response.headers, response.data
+
+    def request(self, method, path, op, query=None, body=None, content_type=None, accept=None,
+                retry_conflict=False, ok=()):
+        """One request, retried when transient; the decoded JSON answer.
+
+        ``ok`` lists error statuses to return instead of raising: ``(status, body)`` is then
+        returned for them (e.g. 404 on a get or delete).
+        """
+        headers = {"Accept": accept or JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type or JSON
+        if isinstance(body, (dict, list)) and content_type == APPLY_CONTENT_TYPE:
+            body = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        retry_statuses = RETRY_STATUSES + ((409,) if retry_conflict else ())
+        start = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats[op.verb] = self.stats.get(op.verb, 0) + 1
+            failure = None
+            try:
+                status, reason, rheaders, data = self._send(method, path, query, headers, body)
+            except KubeError:
+                raise
+            except Exception as exc:  # the client's own exceptions vary by version
+                if not _transient_exception(exc):
+                    status0 = getattr(exc, "status", None)
+                    raise KubeError("%s: cannot reach the API server: %s"
+                                    % (op.describe(), " ".join(str(exc).split())),
+                                    status=status0 or None, reason=type(exc).__name__)
+                failure = ("connection", exc)
+                status, reason, rheaders, data = None, type(exc).__name__, {}, b""
+            if failure is None and 200 <= status < 300:
+                if not data:
+                    return None
+                return json.loads(data)
+            if failure is None and status in ok:
+                return status, (json.loads(data) if data else None)
+            transient = failure is not None or status in retry_statuses
+            retry_after = None
+            if status == 429 or status == 503:
+                try:
+                    retry_after = float((rheaders or {}).get("Retry-After"))
+                except (TypeError, ValueError):
+                    retry_after = None
+            delay = self.retry.delay(attempt, retry_after)
+            elapsed = self._clock() - start
+            if not transient or attempt >= self.retry.attempts or \
+                    elapsed + delay > self.retry.total:
+                if failure is not None:
+                    raise KubeError(
+                        "%s: the connection to the API server failed (%d attempt%s): %s"
+                        % (op.describe(), attempt, "" if attempt == 1 else "s",
+                           " ".join(str(failure[1]).split())), reason=reason)
+                error = api_error(op, status, reason, data)
+                if transient and attempt > 1:
+                    error.message += " (after %d attempts)" % attempt
+                    error.args = (error.message,)
+                raise error
+            self._sleep(delay)
+
+    # ------------------------------------------------------------------ helpers
+
+    def get(self, path, op, query=None, accept=None):
+        """The object, or None when it does not exist (404)."""
+        result = self.request("GET", path, op, query=query, accept=accept, ok=(404,))
+        if isinstance(result, tuple):
+            return None
+        return result
+
+    def list(self, path, op, label_selector=None, limit=500):
+        """Every item of a collection, following ``continue`` tokens; items get apiVersion/kind.
+
+        Returns None when the collection does not exist (404: the resource or the namespace).
+        """
+        items = []
+        token = None
+        api_version = kind = None
+        while True:
+            query = [("limit", str(limit))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self.request("GET", path, op, query=query, ok=(404,))
+            if isinstance(page, tuple):
+                return None
+            page = page or {}
+            api_version = page.get("apiVersion") or api_version
+            kind = page.get("kind") or kind
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+        item_kind = kind[:-4] if kind and kind.endswith("List") else kind
+        for item in items:
+            if item_kind and "kind" not in item:
+                item["kind"] = item_kind
+            if api_version and "apiVersion" not in item:
+                item["apiVersion"] = api_version
+        return items
+
+    def apply(self, path, body, op, field_manager, force=True, dry_run=False):
+        """Server-side apply of ``body`` (a dict): the object as stored (or as it would be)."""
+        query = [("fieldManager", field_manager), ("force", "true" if force else "false")]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self.request("PATCH", path, op, query=query, body=body,
+                            content_type=APPLY_CONTENT_TYPE, retry_conflict=True)
+
+    def delete(self, path, op, dry_run=False):
+        """Delete; the answer, or None when the object was already gone (404)."""
+        query = [("dryRun", "All")] if dry_run else []
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        result = self.request("DELETE", path, op, query=query, body=body, ok=(404,))
+        if isinstance(result, tuple):
+            return None
+        return result
+
+
+def path_segment(value):
+    return quote(str(value), safe="")
+
+
+def from_auth_params(params, retry=None):
+    """A :class:`Client` from kubernetes.core's auth options (unset ones from ``K8S_AUTH_*``).
+
+    Raises KubeError when the configuration cannot be loaded (no kubeconfig, bad context...).
+    """
+    try:
+        from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+            AUTH_ARG_SPEC,
+        )
+        from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+            get_api_client,
+        )
+    except ImportError as exc:
+        raise KubeError("the kubernetes.core collection (>= 5.0.0) and the kubernetes Python "
+                        "library are required: %s" % exc)
+    auth = dict((k, params.get(k)) for k in AUTH_ARG_SPEC if params.get(k) is not None)
+    try:
+        k8s = get_api_client(**auth)
+    except Exception as exc:  # ConfigException, CoreException, urllib3 errors, file errors
+        raise KubeError("cannot build a Kubernetes client from the auth options: %s"
+                        % " ".join(str(exc).split()))
+    api_client = k8s.client.client if hasattr(k8s.client, "client") else k8s.client
+    return Client(api_client, retry=retry)

@@ -1,0 +1,86 @@
+"""The filter plugins: glue over the core, errors as AnsibleFilterError, never a traceback."""
+import pytest
+import yaml
+
+from helpers import EXAMPLES, example, http, params
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.servicemesh.egress.plugins.filter import egress as filters
+
+
+def test_filter_module_exposes_every_filter():
+    assert set(filters.FilterModule().filters()) == {
+        "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
+        "egress_render"}
+
+
+def test_egress_policy_from_params():
+    resource = filters.egress_policy(params(http(gateway_port=80)))
+    assert resource["apiVersion"] == "istio.alibabacloud.com/v1beta1"
+    assert resource["kind"] == "ASMEgressTrafficPolicy"
+    assert resource["metadata"] == {"name": "egressgateway-a", "namespace": "istio-egress"}
+    assert resource["spec"]["egressRules"][0]["to"][0]["byEgressGateway"] == {"port": 80}
+
+
+def test_egress_resources_accepts_yaml_text_and_mapping():
+    with open(EXAMPLES + "/seed-1-http.yaml", encoding="utf-8") as handle:
+        text = handle.read()
+    assert filters.egress_resources(text) == filters.egress_resources(yaml.safe_load(text))
+
+
+def test_egress_gateway_ports():
+    assert filters.egress_gateway_ports(example("seed-2-https-upgrade")) == [
+        {"name": "http-80", "port": 80, "targetPort": 80, "protocol": "TCP"},
+        {"name": "tls-444", "port": 444, "targetPort": 444, "protocol": "TCP"},
+        {"name": "tls-445", "port": 445, "targetPort": 445, "protocol": "TCP"},
+        {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
+    ]
+
+
+def test_egress_routes_lines_and_records():
+    lines = filters.egress_routes(example("seed-1-http"))
+    assert lines[0] == ("mytest/app=sleep-a -> sidecar :80 -> gateway egressgateway-a :80 -> "
+                        "www.httpbin.org :80 (plain HTTP)")
+    records = filters.egress_routes(example("seed-1-http"), output="records")
+    assert records[0]["gateway_port"] == 80
+    with pytest.raises(AnsibleFilterError, match="output must be 'lines' or 'records'"):
+        filters.egress_routes(example("seed-1-http"), output="table")
+
+
+def test_bad_policy_raises_filter_error_with_every_error():
+    data = params(http(number=0), http(name="Bad", hosts=["x"]))
+    with pytest.raises(AnsibleFilterError) as raised:
+        filters.egress_resources(data)
+    message = str(raised.value)
+    assert "invalid egress policy: 3 errors" in message
+    assert "egress_rules[0].to[0].port.number: must be an integer from 1 to 65535, got 0" in message
+    assert "egress_rules[0].to[1].name:" in message
+    assert "egress_rules[0].to[1].hosts[0]:" in message
+
+
+def test_duplicate_yaml_keys_are_an_error():
+    text = "gateway: a\ngateway: b\negress_rules: []\n"
+    with pytest.raises(AnsibleFilterError, match=r"duplicate key 'gateway' \(first on line 1\)"):
+        filters.egress_policy(text)
+
+
+def test_broken_yaml_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="policy text: not valid YAML"):
+        filters.egress_policy("gateway: [unclosed\n")
+
+
+def test_render_includes_files():
+    result = filters.egress_render(example("seed-1-http"))
+    assert sorted(result["files"]) == ["policy.yaml", "resources.yaml", "routes.json",
+                                       "routes.txt"]
+    assert list(yaml.safe_load_all(result["files"]["resources.yaml"])) == result["objects"]
+
+
+def test_str_subclasses_are_made_plain():
+    class Tagged(str):
+        pass
+
+    data = params(http(name=Tagged("svc"), hosts=[Tagged("a.example.com")]))
+    result = filters.egress_render(data, Tagged("sidecar"))
+    assert "name: egressgateway-a-svc" in result["files"]["resources.yaml"]

@@ -1,0 +1,77 @@
+"""The two spellings convert into each other without loss."""
+import copy
+
+import pytest
+import yaml
+
+from helpers import SEEDS, example, http, params
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    plain,
+    to_params,
+    to_resource,
+)
+
+
+def strip_comments(data):
+    # YAML comments are not data; the loaded example is what must come back.
+    return data
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_resource_to_params_to_resource(name):
+    original = example(name)
+    policy, _ = load(copy.deepcopy(original))
+    as_params = plain(to_params(policy))
+    again, _ = load(as_params)
+    assert plain(to_resource(again)) == original
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_both_spellings_expand_identically(name):
+    original = example(name)
+    as_params = plain(to_params(load(copy.deepcopy(original))[0]))
+    assert expand(as_params)[0] == expand(original)[0]
+
+
+def test_params_to_resource_to_params_with_extensions():
+    data = params(
+        http(name="web", hosts=["a.example.com"], gateway_port=8080,
+             https_upgrade={"enabled": False, "port": 443},
+             http={"methods": ["GET"], "path_prefixes": ["/v1"], "timeout": "3s",
+                   "retries": {"attempts": 2, "per_try_timeout": "1s", "retry_on": "5xx"}}),
+        sources=[{"namespace": "team-a", "workload_selector": {"app": "x"},
+                  "service_accounts": ["client"]}],
+        name="egress-by-egressgateway-a", labels={"team": "platform"},
+        annotations={"note": "kept"}, mode="sidecar",
+    )
+    data["egress_rules"][0]["name"] = "web-access"
+    resource = plain(to_resource(load(copy.deepcopy(data))[0]))
+    assert resource["spec"]["egressRules"][0]["to"][0]["http"]["pathPrefixes"] == ["/v1"]
+    assert resource["spec"]["egressRules"][0]["from"][0]["serviceAccounts"] == ["client"]
+    assert resource["metadata"]["labels"] == {"team": "platform"}
+    back = plain(to_params(load(resource)[0]))
+    assert back == data
+
+
+def test_resource_survives_yaml():
+    resource = plain(to_resource(load(example("seed-2-https-upgrade"))[0]))
+    assert yaml.safe_load(yaml.safe_dump(resource)) == resource
+
+
+def test_live_object_metadata_is_ignored():
+    live = example("seed-1-http")
+    live["metadata"].update({"uid": "1234", "resourceVersion": "7", "generation": 2,
+                             "creationTimestamp": "2026-01-01T00:00:00Z",
+                             "managedFields": [{"manager": "kubectl"}]})
+    live["status"] = {}
+    resource = plain(to_resource(load(live)[0]))
+    assert resource == example("seed-1-http")
+
+
+def test_lower_case_protocol_is_written_upper_case():
+    data = example("seed-1-http")
+    data["spec"]["egressRules"][0]["to"][0]["port"]["protocol"] = "http"
+    resource = plain(to_resource(load(data)[0]))
+    assert resource["spec"]["egressRules"][0]["to"][0]["port"]["protocol"] == "HTTP"

@@ -1,0 +1,319 @@
+"""Sidecar-mode expansion of the seed examples, checked hop by hop."""
+import pytest
+
+from helpers import example, http, https, params, tcp
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
+    MANAGED_BY_KEY,
+    POLICY_KEY,
+)
+
+GW = "egressgateway-a.istio-egress.svc.cluster.local"
+GW_REF = "istio-egress/egressgateway-a"
+POD_LABELS = {"app": "egressgateway-a", "istio": "egressgateway-a"}
+
+
+def index(objects):
+    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
+
+
+def get(objects, kind, namespace, name):
+    return index(objects)[(kind, namespace, name)]["spec"]
+
+
+def upstream(entry):
+    return "%s.egressgateway-a.egress.internal" % entry
+
+
+@pytest.fixture(scope="module")
+def seed1():
+    return expand(example("seed-1-http"))[0]
+
+
+@pytest.fixture(scope="module")
+def seed2():
+    return expand(example("seed-2-https-upgrade"))[0]
+
+
+@pytest.fixture(scope="module")
+def seed3():
+    return render(example("seed-3-auto-ports"))
+
+
+# ---------------------------------------------------------------------------- seed 1: HTTP
+
+
+def test_seed1_client_side_routes_port_80_to_gateway_port_80(seed1):
+    se = get(seed1, "ServiceEntry", "mytest", "egressgateway-a-httpbin-service-http")
+    assert se["hosts"] == ["www.httpbin.org", "httpbin.org"]
+    assert se["ports"] == [{"number": 80, "name": "http", "protocol": "HTTP"}]
+    assert se["resolution"] == "DNS" and se["location"] == "MESH_EXTERNAL"
+    assert se["exportTo"] == ["."]
+    vs = get(seed1, "VirtualService", "mytest", "egressgateway-a-httpbin-service-http")
+    assert vs["gateways"] == ["mesh"] and vs["exportTo"] == ["."]
+    assert vs["http"] == [{
+        "name": "httpbin-service-http",
+        "match": [{"port": 80}],
+        "route": [{"destination": {"host": GW, "subset": "httpbin-service-http",
+                                   "port": {"number": 80}}}],
+    }]
+
+
+def test_seed1_sidecar_to_gateway_is_istio_mutual_tls(seed1):
+    dr = get(seed1, "DestinationRule", "istio-egress", "egressgateway-a")
+    assert dr["host"] == GW
+    assert dr["exportTo"] == [".", "mytest"]
+    assert dr["subsets"] == [{
+        "name": "httpbin-service-http",
+        "trafficPolicy": {"portLevelSettings": [{
+            "port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL", "sni": "www.httpbin.org"}}]},
+    }]
+
+
+def test_seed1_gateway_server_and_route_to_host_port_80(seed1):
+    gateway = get(seed1, "Gateway", "istio-egress", "egressgateway-a")
+    assert gateway["selector"] == POD_LABELS
+    assert gateway["servers"] == [{
+        "port": {"number": 80, "name": "https-httpbin-service-http", "protocol": "HTTPS"},
+        "hosts": ["./www.httpbin.org", "./httpbin.org"],
+        "tls": {"mode": "ISTIO_MUTUAL"},
+    }]
+    vs = get(seed1, "VirtualService", "istio-egress", "egressgateway-a-httpbin-service-http")
+    assert vs["gateways"] == [GW_REF] and vs["exportTo"] == ["."]
+    assert vs["http"][0]["match"] == [{"gateways": [GW_REF], "port": 80}]
+    assert vs["http"][0]["route"] == [{"destination": {
+        "host": upstream("httpbin-service-http"), "port": {"number": 80}}}]
+    se = get(seed1, "ServiceEntry", "istio-egress", "egressgateway-a-httpbin-service-http-upstream")
+    assert se == {
+        "hosts": [upstream("httpbin-service-http")], "location": "MESH_EXTERNAL",
+        "ports": [{"number": 80, "name": "http-80", "protocol": "HTTP"}], "exportTo": ["."],
+        "resolution": "DNS", "endpoints": [{"address": "www.httpbin.org"}],
+    }
+
+
+def test_seed1_gateway_admits_only_the_source_namespace(seed1):
+    policy = get(seed1, "AuthorizationPolicy", "istio-egress", "egressgateway-a")
+    assert policy["selector"] == {"matchLabels": POD_LABELS}
+    assert policy["action"] == "ALLOW"
+    assert policy["rules"] == [{
+        "from": [{"source": {"namespaces": ["mytest"]}}],
+        "to": [{"operation": {"ports": ["80"]}}],
+        "when": [{"key": "connection.sni", "values": ["www.httpbin.org"]}],
+    }]
+
+
+def test_seed1_selector_scoped_by_sidecars(seed1):
+    sidecars = [o for o in seed1 if o["kind"] == "Sidecar"]
+    assert len(sidecars) == 2
+    default, selected = sidecars
+    assert default["metadata"]["namespace"] == selected["metadata"]["namespace"] == "mytest"
+    assert "workloadSelector" not in default["spec"]
+    assert default["spec"]["egress"] == [{"hosts": ["*/*.svc.cluster.local"]}]
+    assert selected["spec"]["workloadSelector"] == {"labels": {"app": "sleep-a"}}
+    assert selected["spec"]["egress"] == [{"hosts": [
+        "*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"]}]
+
+
+def test_every_object_carries_ownership_labels_and_valid_names(seed1, seed2, seed3):
+    for objects in (seed1, seed2, seed3["objects"]):
+        names = set()
+        for obj in objects:
+            labels = obj["metadata"]["labels"]
+            assert labels[MANAGED_BY_KEY] == "servicemesh.egress"
+            assert labels[POLICY_KEY] == "egress-by-egressgateway-a"
+            key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+            assert key not in names
+            names.add(key)
+            assert len(obj["metadata"]["name"]) <= 253
+
+
+# ---------------------------------------------------------------------------- seed 2: upgrade
+
+
+def test_seed2_upgrade_originates_tls_to_443_on_its_own_cluster(seed2):
+    vs = get(seed2, "VirtualService", "istio-egress", "egressgateway-a-httpbin-service-http")
+    assert vs["http"][0]["match"] == [{"gateways": [GW_REF], "port": 80}]
+    assert vs["http"][0]["route"][0]["destination"] == {
+        "host": upstream("httpbin-service-http"), "port": {"number": 443}}
+    se = get(seed2, "ServiceEntry", "istio-egress", "egressgateway-a-httpbin-service-http-upstream")
+    assert se["ports"] == [{"number": 443, "name": "https-443", "protocol": "HTTPS"}]
+    assert se["endpoints"] == [{"address": "www.httpbin.org"}]
+    dr = get(seed2, "DestinationRule", "istio-egress", "egressgateway-a-httpbin-service-http-upstream")
+    assert dr == {"host": upstream("httpbin-service-http"), "exportTo": ["."],
+                  "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "www.httpbin.org"}}}
+
+
+def test_seed2_passthrough_is_not_originated(seed2):
+    vs = get(seed2, "VirtualService", "istio-egress", "egressgateway-a-httpbin-service-https")
+    assert "http" not in vs
+    assert vs["tcp"] == [{"match": [{"gateways": [GW_REF], "port": 444}],
+                          "route": [{"destination": {"host": upstream("httpbin-service-https"),
+                                                     "port": {"number": 443}}}]}]
+    rules = [o for o in seed2 if o["kind"] == "DestinationRule"
+             and o["spec"]["host"] == upstream("httpbin-service-https")]
+    assert rules == []
+
+
+def test_seed2_client_side_merges_the_shared_hosts(seed2):
+    se = get(seed2, "ServiceEntry", "mytest", "egressgateway-a-httpbin-service-http")
+    # the workloads see 80 and 443 of httpbin, never a port the policy does not route
+    assert se["ports"] == [{"number": 80, "name": "http", "protocol": "HTTP"},
+                           {"number": 443, "name": "https", "protocol": "HTTPS"}]
+    vs = get(seed2, "VirtualService", "mytest", "egressgateway-a-httpbin-service-http")
+    assert vs["http"][0]["route"][0]["destination"] == {
+        "host": GW, "subset": "httpbin-service-http", "port": {"number": 80}}
+    assert vs["tls"] == [{
+        "match": [{"port": 443, "sniHosts": ["www.httpbin.org", "httpbin.org"]}],
+        "route": [{"destination": {"host": GW, "subset": "httpbin-service-https",
+                                   "port": {"number": 444}}}],
+    }]
+    aliyun = get(seed2, "VirtualService", "mytest", "egressgateway-a-aliyun-service-https")
+    assert aliyun["tls"][0]["route"][0]["destination"]["port"] == {"number": 445}
+
+
+def test_seed2_gateway_servers_and_ports(seed2):
+    servers = get(seed2, "Gateway", "istio-egress", "egressgateway-a")["servers"]
+    assert [(s["port"]["number"], s["port"]["protocol"], s["tls"]["mode"]) for s in servers] == [
+        (80, "HTTPS", "ISTIO_MUTUAL"), (444, "TLS", "ISTIO_MUTUAL"), (445, "TLS", "ISTIO_MUTUAL")]
+    assert servers[2]["hosts"] == ["./www.aliyun.com"]
+
+
+def test_seed2_each_selector_sees_only_its_rule(seed2):
+    sidecars = {o["metadata"]["name"]: o["spec"] for o in seed2 if o["kind"] == "Sidecar"}
+    by_app = {s["workloadSelector"]["labels"]["app"]: s["egress"][0]["hosts"]
+              for s in sidecars.values() if "workloadSelector" in s}
+    assert by_app == {
+        "sleep-a": ["*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"],
+        "sleep-b": ["*/*.svc.cluster.local", "./www.aliyun.com"],
+    }
+
+
+def test_seed2_authorization_per_rule(seed2):
+    rules = get(seed2, "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+    assert [(r["to"][0]["operation"]["ports"], r["when"][0]["values"]) for r in rules] == [
+        (["80"], ["www.httpbin.org"]), (["444"], ["www.httpbin.org"]), (["445"], ["www.aliyun.com"])]
+
+
+# ---------------------------------------------------------------------------- seed 3: auto ports
+
+
+def test_seed3_gateway_service_ports(seed3):
+    ports = seed3["gateway"]["ports"]
+    assert [(p["name"], p["port"]) for p in ports] == [
+        ("tcp-12278", 12278), ("http-14917", 14917), ("tls-15864", 15864), ("tcp-18525", 18525),
+        ("status-port", 15021)]
+
+
+def test_seed3_tcp_by_address(seed3):
+    objects = seed3["objects"]
+    se = get(objects, "ServiceEntry", "default", "egressgateway-a-tcp-svc1")
+    assert se["hosts"] == [upstream("tcp-svc1")]
+    assert se["addresses"] == ["1.1.1.1"]
+    assert se["resolution"] == "STATIC"
+    vs = get(objects, "VirtualService", "default", "egressgateway-a-tcp-svc1")
+    assert vs["tcp"] == [{"match": [{"port": 44, "destinationSubnets": ["1.1.1.1"]}],
+                          "route": [{"destination": {"host": GW, "subset": "tcp-svc1",
+                                                     "port": {"number": 12278}}}]}]
+    upstream_se = get(objects, "ServiceEntry", "istio-egress", "egressgateway-a-tcp-svc1-upstream")
+    assert upstream_se["resolution"] == "STATIC"
+    assert upstream_se["endpoints"] == [{"address": "1.1.1.1"}]
+    assert upstream_se["ports"] == [{"number": 44, "name": "tcp-44", "protocol": "TCP"}]
+
+
+def test_seed3_route_table(seed3):
+    assert seed3["route_lines"] == [
+        "default/app=sleep -> sidecar :80 -> gateway egressgateway-a :14917 -> aliyun.com :80 "
+        "(plain HTTP)",
+        "default/app=sleep -> sidecar :443 -> gateway egressgateway-a :15864 -> aliyun.com :443 "
+        "(TLS passthrough: the application's own TLS, SNI aliyun.com)",
+        "default/app=sleep -> sidecar :80 -> gateway egressgateway-a :14917 -> taobao.com :443 "
+        "(HTTP upgraded: TLS originated at the gateway, SNI taobao.com)",
+        "default/app=sleep -> sidecar :44 -> gateway egressgateway-a :12278 -> 1.1.1.1 :44 "
+        "(plain TCP)",
+        "default/app=sleep -> sidecar :444 -> gateway egressgateway-a :18525 -> test-tcp.com :444 "
+        "(plain TCP)",
+    ]
+
+
+# ---------------------------------------------------------------------------- scoping
+
+
+def test_a_rule_grants_only_its_own_sources():
+    data = params(http(name="a", hosts=["a.example.com"]), sources=[{"namespace": "team-a"}])
+    data["egress_rules"].append({"from": [{"namespace": "team-b"}],
+                                 "to": [https(name="b", hosts=["b.example.com"])]})
+    objects = expand(data)[0]
+    client = {(o["kind"], o["metadata"]["namespace"], tuple(o["spec"]["hosts"]))
+              for o in objects if o["metadata"]["namespace"] in ("team-a", "team-b")}
+    assert client == {
+        ("ServiceEntry", "team-a", ("a.example.com",)),
+        ("VirtualService", "team-a", ("a.example.com",)),
+        ("ServiceEntry", "team-b", ("b.example.com",)),
+        ("VirtualService", "team-b", ("b.example.com",)),
+    }
+    rules = get(objects, "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+    assert [r["from"] for r in rules] == [[{"source": {"namespaces": ["team-a"]}}],
+                                          [{"source": {"namespaces": ["team-b"]}}]]
+    dr = get(objects, "DestinationRule", "istio-egress", "egressgateway-a")
+    assert dr["exportTo"] == [".", "team-a", "team-b"]
+
+
+def test_service_accounts_become_principals():
+    data = params(http(), sources=[{"namespace": "team-a", "service_accounts": ["client"]},
+                                   {"namespace": "team-b"}])
+    rules = get(expand(data)[0], "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+    assert rules[0]["from"] == [{"source": {"namespaces": ["team-b"]}},
+                                {"source": {"principals": ["*/ns/team-a/sa/client"]}}]
+
+
+def test_partly_overlapping_hosts_split_into_groups():
+    data = params(http(name="one", hosts=["a.example.com", "b.example.com"]),
+                  https(name="two", hosts=["b.example.com", "c.example.com"]))
+    objects = [o for o in expand(data)[0] if o["metadata"]["namespace"] == "mytest"]
+    entries = {tuple(o["spec"]["hosts"]): [p["number"] for p in o["spec"]["ports"]]
+               for o in objects if o["kind"] == "ServiceEntry"}
+    # a.example.com is never registered on 443, nor c.example.com on 80
+    assert entries == {("a.example.com",): [80], ("b.example.com",): [80, 443],
+                       ("c.example.com",): [443]}
+
+
+def test_l7_rules_in_sidecar_mode():
+    data = params(http(http={"methods": ["GET", "head"], "path_prefixes": ["/status"],
+                             "timeout": "5s",
+                             "retries": {"attempts": 3, "per_try_timeout": "2s",
+                                         "retry_on": "5xx"}}))
+    objects = expand(data)[0]
+    route = get(objects, "VirtualService", "mytest", "egressgateway-a-svc")["http"][0]
+    assert route["timeout"] == "5s"
+    assert route["retries"] == {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx"}
+    operation = get(objects, "AuthorizationPolicy", "istio-egress",
+                    "egressgateway-a")["rules"][0]["to"][0]["operation"]
+    assert operation["methods"] == ["GET", "HEAD"]
+    assert operation["paths"] == ["/status*"]
+
+
+def test_port_names_unique_in_merged_service_entry():
+    data = params(http(name="one", hosts=["a.example.com"], number=80),
+                  http(name="two", hosts=["a.example.com"], number=8080))
+    se = get(expand(data)[0], "ServiceEntry", "mytest", "egressgateway-a-one")
+    assert [p["name"] for p in se["ports"]] == ["http", "http-8080"]
+
+
+def test_tcp_by_name(seed3):
+    vs = get(seed3["objects"], "VirtualService", "default", "egressgateway-a-tcp-svc2")
+    assert vs["tcp"][0]["match"] == [{"port": 444}]
+    assert get(seed3["objects"], "ServiceEntry", "default",
+               "egressgateway-a-tcp-svc2")["resolution"] == "DNS"
+
+
+def test_no_sidecars_without_selectors():
+    objects = expand(params(tcp()))[0]
+    assert not [o for o in objects if o["kind"] == "Sidecar"]
+
+
+def test_apply_order():
+    kinds = [o["kind"] for o in expand(example("seed-2-https-upgrade"))[0]]
+    order = ["ServiceEntry", "DestinationRule", "Gateway", "VirtualService",
+             "AuthorizationPolicy", "Sidecar"]
+    assert kinds == sorted(kinds, key=order.index)
