@@ -20,6 +20,15 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
+    gateway_pod_labels,
+    gateway_service_host,
+    gateway_service_name,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    GATEWAY_NAME_MAX,
+    is_dns_label,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy import plain, to_resource
 
 display = Display()
@@ -112,6 +121,17 @@ def egress_render(value, mode=None):
     return _run(_render, value, mode)
 
 
+def egress_gateway_labels(name):
+    """A gateway name -> its pod labels, Service name and Service host (what the role installs)."""
+    name = _plain(name)
+    if not is_dns_label(name, GATEWAY_NAME_MAX):
+        raise AnsibleFilterError(
+            "egress_gateway_labels: the gateway name must be a DNS-1123 label of at most %d "
+            "characters, got %r" % (GATEWAY_NAME_MAX, name))
+    return {"labels": gateway_pod_labels(name), "service_name": gateway_service_name(name),
+            "service_host": gateway_service_host(name)}
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -120,4 +140,5 @@ class FilterModule(object):
             "egress_gateway_ports": egress_gateway_ports,
             "egress_routes": egress_routes,
             "egress_render": egress_render,
+            "egress_gateway_labels": egress_gateway_labels,
         }

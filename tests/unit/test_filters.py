@@ -12,7 +12,17 @@ from ansible_collections.servicemesh.egress.plugins.filter import egress as filt
 def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
-        "egress_render"}
+        "egress_render", "egress_gateway_labels"}
+
+
+def test_egress_gateway_labels():
+    assert filters.egress_gateway_labels("istio-egressgateway") == {
+        "labels": {"app": "istio-egressgateway", "istio": "egressgateway"},
+        "service_name": "istio-egressgateway",
+        "service_host": "istio-egressgateway.istio-egress.svc.cluster.local",
+    }
+    with pytest.raises(AnsibleFilterError, match="at most 32 characters"):
+        filters.egress_gateway_labels("x" * 33)
 
 
 def test_egress_policy_from_params():
