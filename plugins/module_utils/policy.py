@@ -238,8 +238,7 @@ class Policy:
 
     def targets(self):
         for rule in self.rules:
-            for target in rule.targets:
-                yield target
+            yield from rule.targets
 
 
 # ---------------------------------------------------------------------------- field readers
@@ -429,7 +428,7 @@ def host_problem(host, protocol):
 def _label_key_problem(key):
     if not isinstance(key, str) or not key:
         return "label key %s must be a non-empty string" % _show(key)
-    prefix, _, name = key.rpartition("/")
+    prefix, dummy, name = key.rpartition("/")
     if "/" in key and not is_dns_subdomain(prefix):
         return "label key %s has an invalid prefix (must be a DNS subdomain)" % _show(key)
     if not name or len(name) > 63 or not _LABEL_NAME.match(name):

@@ -22,9 +22,9 @@ def strip_comments(data):
 @pytest.mark.parametrize("name", SEEDS)
 def test_resource_to_params_to_resource(name):
     original = example(name)
-    policy, _ = load(copy.deepcopy(original))
+    policy = load(copy.deepcopy(original))[0]
     as_params = plain(to_params(policy))
-    again, _ = load(as_params)
+    again = load(as_params)[0]
     assert plain(to_resource(again)) == original
 
 

@@ -129,14 +129,14 @@ def test_port_number_type(number, shown):
 
 
 def test_port_number_as_digit_string_accepted():
-    policy, _ = load(params(http(number="8080")))
+    policy = load(params(http(number="8080")))[0]
     assert next(policy.targets()).port.number == 8080
 
 
 def test_protocol_any_case_written_upper():
     entry = http()
     entry["port"]["protocol"] = "hTtP"
-    policy, _ = load(params(entry))
+    policy = load(params(entry))[0]
     assert next(policy.targets()).port.protocol == "HTTP"
 
 
@@ -160,7 +160,7 @@ def test_port_name_required_in_resource():
 def test_port_name_defaulted_from_protocol_in_params():
     entry = tcp()
     del entry["port"]["name"]
-    policy, _ = load(params(entry))
+    policy = load(params(entry))[0]
     assert next(policy.targets()).port.name == "tcp"
 
 
@@ -357,7 +357,7 @@ def test_resource_name_follows_the_gateway():
 
 
 def test_resource_name_defaulted_from_gateway():
-    policy, _ = load(params(http()))
+    policy = load(params(http()))[0]
     assert policy.name == "egressgateway-a"
 
 

@@ -1,0 +1,26 @@
+# ansible-test sanity runs from an ansible_collections/<namespace>/<name> tree: a copy of the files
+# git tracks (or would track) in this working tree, refreshed on every run.
+SANITY_ROOT := $(CURDIR)/build/sanity/ansible_collections/servicemesh/egress
+SANITY_PYTHON ?= 3.11
+# Development tooling that is not part of the built collection (galaxy.yml build_ignore) and is
+# checked by its own tools instead: Go modules, shell/python helper scripts, make fragments.
+SANITY_SKIP := .ci mk scripts benchmarks tests/controlplane tests/meshcheck tests/sanity
+space := $(subst ,, )
+
+# ansible-test's pip bootstrap script (see tests/sanity/get_pip_bootstrap.py), for the pip
+# version the installed ansible-test asks for.
+ANSIBLE_TEST_PIP := $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" \
+  $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)
+GET_PIP_CACHE = $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
+
+.PHONY: sanity
+sanity: collection
+	mkdir -p $(dir $(GET_PIP_CACHE)) && cp tests/sanity/get_pip_bootstrap.py $(GET_PIP_CACHE)
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | \
+	  grep -zv -E '^($(subst $(space),|,$(SANITY_SKIP)))/' | \
+	  tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q . && ANSIBLE_COLLECTIONS_PATH= PYTHONPATH= \
+	  $(BIN)/ansible-test sanity --python $(SANITY_PYTHON) --requirements --color no
+
+TEST_TARGETS += sanity
