@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.servicemesh.egress.plugins.module_utils import ambient
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
     gateway_pod_labels,
@@ -44,22 +45,33 @@ def load(data, mode=None):
     loaded :class:`Policy`, returned as it is).
     """
     if isinstance(data, Policy):
+        loaded_mode = data.effective_mode
         if mode is not None:
             data.render_mode = mode
+        if data.effective_mode == ambient.MODE and loaded_mode != ambient.MODE:
+            # Loaded for sidecar mode, now asked for ambient: its checks were never run.
+            ambient_errors, ambient_warnings = ambient.check_ambient(data)
+            if ambient_errors:
+                raise PolicyError(ambient_errors, ambient_warnings)
+            return data, ambient_warnings
         return data, []
     policy, errors, warnings = read_policy(data, mode)
     if policy is not None:
         ports, port_warnings, port_errors = assign_gateway_ports(policy)
         errors = errors + port_errors
-        warnings = warnings + port_warnings
         policy.gateway_ports = ports
-        if policy.effective_mode == "ambient":
-            errors.append(
-                "%smode: ambient mode is not available in this version of the collection; use "
-                "sidecar" % policy.spelling.root
-            )
+        if policy.effective_mode == ambient.MODE:
+            # Gateway ports mean nothing in ambient mode: check_ambient says that each written one
+            # is ignored, and the automatic assignment's warnings would only mislead.
+            ambient_errors, ambient_warnings = ambient.check_ambient(policy)
+            errors = errors + ambient_errors
+            warnings = ambient.ambient_warnings(warnings) + ambient_warnings
+        else:
+            warnings = warnings + port_warnings
     if errors:
         raise PolicyError(errors, warnings)
+    if policy.effective_mode == ambient.MODE:
+        return policy, warnings
     for target in policy.targets():
         if target.protocol == TCP and not target.by_address:
             warnings.append(
@@ -74,7 +86,10 @@ def load(data, mode=None):
 def expand(data, mode=None):
     """``(objects, warnings)``: every Kubernetes object the policy needs, in apply order."""
     policy, warnings = load(data, mode)
-    objects, more = expand_sidecar(policy)
+    if policy.effective_mode == ambient.MODE:
+        objects, more = ambient.expand_ambient(policy)
+    else:
+        objects, more = expand_sidecar(policy)
     return objects, warnings + more
 
 
@@ -84,7 +99,8 @@ def expand_policy(data, mode=None):
 
 
 def gateway_info(policy):
-    """What the gateway needs to serve ``policy``: names, pod labels and Service ports."""
+    """What the gateway needs to serve ``policy`` (sidecar mode): names, pod labels and Service
+    ports. Ambient mode: :func:`ambient.gateway_info`."""
     return {
         "name": policy.gateway,
         "namespace": EGRESS_NAMESPACE,
@@ -102,15 +118,23 @@ def render(data, mode=None):
     "route_lines": [...], "gateway": {...}, "mode": ..., "warnings": [...]}``
     """
     policy, warnings = load(data, mode)
-    objects, more = expand_sidecar(policy)
-    records = route_records(policy)
+    if policy.effective_mode == ambient.MODE:
+        objects, more = ambient.expand_ambient(policy)
+        records = ambient.route_records(policy)
+        lines = [ambient.route_line(r) for r in records]
+        gateway = ambient.gateway_info(policy)
+    else:
+        objects, more = expand_sidecar(policy)
+        records = route_records(policy)
+        lines = [route_line(r, policy.gateway) for r in records]
+        gateway = gateway_info(policy)
     return {
         "policy": plain(to_resource(policy)),
         "params": plain(to_params(policy)),
         "mode": policy.effective_mode,
         "objects": objects,
         "routes": records,
-        "route_lines": [route_line(r, policy.gateway) for r in records],
-        "gateway": gateway_info(policy),
+        "route_lines": lines,
+        "gateway": gateway,
         "warnings": warnings + more,
     }
