@@ -331,9 +331,19 @@ class _Reader:
         for key in data:
             if key not in allowed:
                 self.error(
-                    "%s.%s" % (path, key) if path else str(key),
+                    _key_path(path, key),
                     "unknown field (expected one of: %s)" % ", ".join(allowed),
                 )
+
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _key_path(path, key):
+    """``path.key``, or ``path['odd key']`` for keys that are not simple names."""
+    if isinstance(key, str) and _SIMPLE_KEY.match(key):
+        return "%s.%s" % (path, key) if path else key
+    return "%s[%s]" % (path, _show(key))
 
 
 def _type_name(value):
