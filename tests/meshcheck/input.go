@@ -99,8 +99,10 @@ type Input struct {
 	Skipped  []string        // objects of resources.yaml not loaded into the simulation (with why)
 	Warnings []string        // Istio validation warnings
 
-	// VIPs emulates istiod's IP auto-allocation controller: host -> address written to ServiceEntry status.
-	VIPs map[string]string
+	// VIPs emulates istiod's IP auto-allocation controller: host -> address written to ServiceEntry
+	// status, per ServiceEntry; vipsFor answers what a namespace's DNS proxy would return.
+	VIPs   map[string]string
+	seVIPs []seVIP
 
 	Synthetic          string // the synthetic cluster objects meshcheck adds (namespaces, pods, gateway Service)
 	GatewayPodIP       string
@@ -325,7 +327,47 @@ func (in *Input) allocateVIPs() {
 		}
 		c.Status = st
 		in.Configs[i] = c
+		for _, a := range st.Addresses {
+			in.seVIPs = append(in.seVIPs, seVIP{ns: c.Namespace, exportTo: se.ExportTo, host: a.Host, addr: a.Value})
+		}
 	}
+}
+
+type seVIP struct {
+	ns       string
+	exportTo []string
+	host     string
+	addr     string
+}
+
+func (v seVIP) visibleTo(ns string) bool {
+	if len(v.exportTo) == 0 {
+		return true
+	}
+	for _, e := range v.exportTo {
+		if e == "*" || e == ns || (e == "." && v.ns == ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// vipFor is the address Istio's DNS proxy in namespace ns answers for host: the auto-allocated
+// address of the ServiceEntry it sees (its own namespace's first).
+func (in *Input) vipFor(ns, host string) (string, bool) {
+	best := ""
+	for _, v := range in.seVIPs {
+		if v.host != host || !v.visibleTo(ns) {
+			continue
+		}
+		if v.ns == ns {
+			return v.addr, true
+		}
+		if best == "" {
+			best = v.addr
+		}
+	}
+	return best, best != ""
 }
 
 func labelsKey(ns string, labels map[string]string) string {

@@ -174,7 +174,7 @@ func isIP(h string) bool {
 }
 
 // clientCall is what a workload does to reach the route's host.
-func (c *checker) clientCall(r Route, dns bool) (simulation.Call, string) {
+func (c *checker) clientCall(r Route, ns string, dns bool) (simulation.Call, string) {
 	addr := externalAddress
 	if isIP(r.Host) {
 		addr = strings.SplitN(r.Host, "/", 2)[0]
@@ -183,7 +183,7 @@ func (c *checker) clientCall(r Route, dns bool) (simulation.Call, string) {
 			addr = firstHost(r.Host)
 		}
 	} else if dns {
-		if v, ok := c.in.VIPs[r.Host]; ok {
+		if v, ok := c.in.vipFor(ns, r.Host); ok {
 			addr = v
 		}
 	}
@@ -262,26 +262,53 @@ func (c *checker) add(r Route, hop string, p proxySpec, call string, res simulat
 	}
 }
 
+// clientsOf lists the label sets of the simulated clients a source covers: its selector's labels;
+// for a namespace-wide source also every selector this policy uses in that namespace (those
+// workloads get their own Sidecar, which must still import what the whole namespace is granted).
+func (c *checker) clientsOf(s Source) []map[string]string {
+	out := []map[string]string{clientLabels(s)}
+	if len(s.WorkloadSelector) > 0 {
+		return out
+	}
+	seen := map[string]bool{labelsKey("", out[0]): true}
+	for _, r := range c.in.Routes.Routes {
+		if r.Source.Namespace != s.Namespace || len(r.Source.WorkloadSelector) == 0 {
+			continue
+		}
+		if k := labelsKey("", r.Source.WorkloadSelector); !seen[k] {
+			seen[k] = true
+			out = append(out, r.Source.WorkloadSelector)
+		}
+	}
+	return out
+}
+
+func (c *checker) checkClient(r Route, p proxySpec, want string) {
+	sim := c.sim(p)
+	call, desc := c.clientCall(r, p.ns, p.dns)
+	res := run(sim, call)
+	ok := res.Error == nil && res.ClusterMatched == want
+	verdict := "PASS"
+	if !ok {
+		verdict = fmt.Sprintf("FAIL want cluster %s%s", want, errSuffix(res))
+	} else if tlsOK, why := checkMutualTLS(sim.Clusters, want, r.SNI); !tlsOK {
+		ok = false
+		verdict = "FAIL " + why
+	} else {
+		verdict = "PASS " + why
+	}
+	c.add(r, "sidecar->gateway", p, desc, res, ok, verdict)
+}
+
 func (c *checker) checkRoutes() {
 	gw := c.gatewayProxy()
 	for _, r := range c.in.Routes.Routes {
 		want := c.gatewayCluster(r)
-		for _, dns := range c.clientVariants(r) {
-			p := c.clientProxy(r.Source.Namespace, clientLabels(r.Source), dns)
-			sim := c.sim(p)
-			call, desc := c.clientCall(r, dns)
-			res := run(sim, call)
-			ok := res.Error == nil && res.ClusterMatched == want
-			verdict := "PASS"
-			if !ok {
-				verdict = fmt.Sprintf("FAIL want cluster %s%s", want, errSuffix(res))
-			} else if tlsOK, why := checkMutualTLS(sim.Clusters, want, r.SNI); !tlsOK {
-				ok = false
-				verdict = "FAIL " + why
-			} else {
-				verdict = "PASS " + why
+		for _, labels := range c.clientsOf(r.Source) {
+			for _, dns := range c.clientVariants(r) {
+				p := c.clientProxy(r.Source.Namespace, labels, dns)
+				c.checkClient(r, p, want)
 			}
-			c.add(r, "sidecar->gateway", p, desc, res, ok, verdict)
 		}
 
 		sim := c.sim(gw)
@@ -341,15 +368,24 @@ func (c *checker) checkOutsiders() {
 		for _, dns := range c.clientVariants(r) {
 			outsiders = append(outsiders, c.clientProxy(outsiderNamespace, outsiderLabels, dns))
 		}
-		// workloads in a source namespace that a selector leaves out
-		nsSeen := map[string]bool{}
+		// workloads in a source namespace that a selector leaves out, and workloads there that
+		// another selector of this policy picks (each must get only its own grants)
+		nsSeen, selSeen := map[string]bool{}, map[string]bool{}
 		for _, r2 := range c.in.Routes.Routes {
-			if len(r2.Source.WorkloadSelector) == 0 || nsSeen[r2.Source.Namespace] {
+			if len(r2.Source.WorkloadSelector) == 0 {
 				continue
 			}
-			nsSeen[r2.Source.Namespace] = true
-			for _, dns := range c.clientVariants(r) {
-				outsiders = append(outsiders, c.clientProxy(r2.Source.Namespace, otherLabels, dns))
+			if !nsSeen[r2.Source.Namespace] {
+				nsSeen[r2.Source.Namespace] = true
+				for _, dns := range c.clientVariants(r) {
+					outsiders = append(outsiders, c.clientProxy(r2.Source.Namespace, otherLabels, dns))
+				}
+			}
+			if k := labelsKey(r2.Source.Namespace, r2.Source.WorkloadSelector); !selSeen[k] {
+				selSeen[k] = true
+				for _, dns := range c.clientVariants(r) {
+					outsiders = append(outsiders, c.clientProxy(r2.Source.Namespace, r2.Source.WorkloadSelector, dns))
+				}
 			}
 		}
 		for _, p := range outsiders {
@@ -357,7 +393,7 @@ func (c *checker) checkOutsiders() {
 				continue
 			}
 			sim := c.sim(p)
-			call, desc := c.clientCall(r, p.dns)
+			call, desc := c.clientCall(r, p.ns, p.dns)
 			res := run(sim, call)
 			ok := !strings.HasSuffix(res.ClusterMatched, gwSuffix)
 			verdict := "PASS not routed to the gateway"
