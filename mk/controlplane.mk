@@ -1,0 +1,33 @@
+# Local Kubernetes control plane for the integration tests (docs/development.md, "Local control
+# plane"): etcd, kube-apiserver, kube-controller-manager and kubectl built from Go modules in
+# tests/controlplane/ into a cache outside the repository (no containers).
+#
+#   make controlplane         build the binaries (once per version) and fetch the CRDs
+#   make controlplane-up      start it (builds when needed); prints the kubeconfigs
+#   make controlplane-down    stop it
+#   make integration          pytest tests/integration -m integration (starts and stops it,
+#                             or reuses one already running)
+
+CONTROLPLANE := $(CURDIR)/scripts/controlplane
+# The Go toolchain for the build: `go` on PATH, else the usual install location.
+CONTROLPLANE_GO := $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go))
+
+.PHONY: controlplane controlplane-up controlplane-down controlplane-status integration
+
+# Without Go (and without cached binaries) scripts/controlplane stops with a clear message.
+controlplane:
+	GO=$(CONTROLPLANE_GO) $(CONTROLPLANE) build >/dev/null
+
+controlplane-up: controlplane
+	GO=$(CONTROLPLANE_GO) $(CONTROLPLANE) up
+
+controlplane-down:
+	$(CONTROLPLANE) down
+
+controlplane-status:
+	$(CONTROLPLANE) status
+
+integration: collection controlplane
+	$(PYTEST) tests/integration -m integration
+
+TEST_TARGETS += integration

@@ -1,0 +1,12 @@
+// Command etcd is upstream etcd's server main (go.etcd.io/etcd/server/v3/etcdmain), nothing more.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	etcdmain.Main(os.Args)
+}

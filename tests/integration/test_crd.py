@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""The collection's ASMEgressTrafficPolicy CRD, as the API server enforces it.
+
+roles/egress_gateway/files/crds/asmegresstrafficpolicies.istio.alibabacloud.com.yaml is
+installed by scripts/controlplane up; here the seed's three examples must be accepted and stored
+unchanged, and each kind of mistake rejected with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import os
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+SEEDS = sorted(glob.glob(os.path.join(DATA, "seed-*.yaml")))
+GROUP, VERSION, PLURAL = "istio.alibabacloud.com", "v1beta1", "asmegresstrafficpolicies"
+NAMESPACE = "istio-egress"
+
+
+def load(name):
+    with open(os.path.join(DATA, name)) as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope="module")
+def objects(controlplane, admin_api):
+    """CustomObjectsApi as admin, with namespace istio-egress present."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": NAMESPACE}})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    return client.CustomObjectsApi(admin_api)
+
+
+def delete(objects, name):
+    from kubernetes.client.rest import ApiException
+
+    try:
+        objects.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def test_the_seeds_are_there():
+    assert [os.path.basename(p) for p in SEEDS] == [
+        "seed-1-http.yaml", "seed-2-https-upgrade.yaml", "seed-3-auto-ports.yaml"]
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=os.path.basename)
+def test_seed_is_accepted_and_stored_unchanged(objects, path):
+    from kubernetes.client.rest import ApiException
+
+    with open(path) as f:
+        body = yaml.safe_load(f)
+    name = body["metadata"]["name"]
+    assert (name, body["metadata"]["namespace"]) == ("egress-by-egressgateway-a", NAMESPACE)
+    delete(objects, name)
+    try:
+        dry = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
+                                                      dry_run="All")
+        assert dry["spec"] == body["spec"]
+        with pytest.raises(ApiException) as missing:
+            objects.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        assert missing.value.status == 404
+
+        objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+        stored = objects.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        assert stored["spec"] == body["spec"]
+        assert stored["kind"] == "ASMEgressTrafficPolicy"
+    finally:
+        delete(objects, name)
+
+
+def test_printer_columns(controlplane, objects):
+    body = load("seed-2-https-upgrade.yaml")
+    body["spec"]["mode"] = "ambient"
+    delete(objects, body["metadata"]["name"])
+    objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    try:
+        out = controlplane.kubectl_run("get", PLURAL, "-n", NAMESPACE).stdout.splitlines()
+        assert out[0].split() == ["NAME", "GATEWAY", "MODE", "AGE"]
+        assert out[1].split()[:3] == ["egress-by-egressgateway-a", "egressgateway-a", "ambient"]
+    finally:
+        delete(objects, body["metadata"]["name"])
+
+
+def _set(path, value):
+    """A mutation of the seed: set (or with value None, remove) the dotted/indexed path."""
+
+    def mutate(body):
+        parts = path.replace("]", "").replace("[", ".").split(".")
+        node = body
+        for part in parts[:-1]:
+            node = node[int(part)] if part.isdigit() else node[part]
+        last = parts[-1]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
+        return body
+
+    return mutate
+
+
+def _gateway_name(name):
+    def mutate(body):
+        body["spec"]["byEgressGateway"]["name"] = name
+        body["metadata"]["name"] = "egress-by-" + name
+        return body
+
+    return mutate
+
+
+TO0 = "spec.egressRules[0].to[0]"
+INVALID = [
+    # (id, seed, mutation, the error's field (None: the object), words of the error's message)
+    ("bad-protocol", "seed-1-http.yaml", _set(TO0 + ".port.protocol", "UDP"),
+     TO0 + ".port.protocol", 'Unsupported value: "UDP"'),
+    ("lower-case-protocol", "seed-1-http.yaml", _set(TO0 + ".port.protocol", "http"),
+     TO0 + ".port.protocol", "Unsupported value"),
+    ("port-0", "seed-1-http.yaml", _set(TO0 + ".port.number", 0),
+     TO0 + ".port.number", "should be greater than or equal to 1"),
+    ("port-70000", "seed-1-http.yaml", _set(TO0 + ".port.number", 70000),
+     TO0 + ".port.number", "should be less than or equal to 65535"),
+    ("gateway-name-33", "seed-1-http.yaml", _gateway_name("g" * 33),
+     "spec.byEgressGateway.name", "may not be more than 32 bytes"),
+    ("gateway-name-not-dns", "seed-1-http.yaml", _gateway_name("Egress_GW"),
+     "spec.byEgressGateway.name", "should match"),
+    ("missing-hosts", "seed-1-http.yaml", _set(TO0 + ".hosts", None),
+     TO0 + ".hosts", "Required value"),
+    ("empty-hosts", "seed-1-http.yaml", _set(TO0 + ".hosts", []),
+     TO0 + ".hosts", "should have at least 1 items"),
+    ("missing-from", "seed-1-http.yaml", _set("spec.egressRules[0].from", None),
+     "spec.egressRules[0].from", "Required value"),
+    ("no-rules", "seed-1-http.yaml", _set("spec.egressRules", []),
+     "spec.egressRules", "should have at least 1 items"),
+    ("https-upgrade-on-https", "seed-2-https-upgrade.yaml",
+     _set("spec.egressRules[0].to[1].httpsUpgrade", {"enabled": True, "port": 443}),
+     "spec.egressRules[0].to[1].httpsUpgrade",
+     "httpsUpgrade is allowed only when port.protocol is HTTP, got HTTPS"),
+    ("https-upgrade-without-port", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".httpsUpgrade", {"enabled": True}),
+     TO0 + ".httpsUpgrade.port", "httpsUpgrade.port is required when enabled is true"),
+    ("https-upgrade-same-port", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".httpsUpgrade.port", 80),
+     TO0 + ".httpsUpgrade.port", "must differ from port.number"),
+    ("reserved-gateway-port", "seed-1-http.yaml", _set(TO0 + ".byEgressGateway.port", 15021),
+     TO0 + ".byEgressGateway.port", "is reserved by the Istio proxy"),
+    # A rule at the schema root (the only place that sees metadata.name): no field, the message
+    # names it.
+    ("name-not-the-gateway", "seed-1-http.yaml", _set("metadata.name", "other"),
+     None, "metadata.name must be the gateway name egressgateway-a or "
+           "egress-by-egressgateway-a, got other"),
+    ("http-rules-on-tcp", "seed-3-auto-ports.yaml",
+     _set("spec.egressRules[0].to[3].http", {"methods": ["GET"]}),
+     "spec.egressRules[0].to[3].http", "allowed only when port.protocol is HTTP, got TCP"),
+    ("bad-mode", "seed-1-http.yaml", _set("spec.mode", "gateway"),
+     "spec.mode", 'Unsupported value: "gateway"'),
+    ("duplicate-host", "seed-1-http.yaml", _set(TO0 + ".hosts", ["a.example.com"] * 2),
+     TO0 + ".hosts[1]", "Duplicate value"),
+]
+
+
+@pytest.mark.parametrize("case", INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_policy_is_rejected_naming_the_field(objects, case):
+    from kubernetes.client.rest import ApiException
+
+    _, seed, mutate, field, words = case
+    body = mutate(copy.deepcopy(load(seed)))
+    name = body["metadata"]["name"]
+    try:
+        with pytest.raises(ApiException) as rejected:
+            objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    finally:
+        delete(objects, name)  # in case it was wrongly accepted
+    assert rejected.value.status == 422, rejected.value.body
+    status = json.loads(rejected.value.body)
+    causes = [c for c in status["details"]["causes"] if field is None or c.get("field") == field]
+    assert causes, "no error for %s in: %s" % (field, status["message"])
+    assert any(words in c["message"] for c in causes), status["message"]
+
+
+def test_extensions_are_accepted(objects):
+    body = load("seed-1-http.yaml")
+    body["spec"]["mode"] = "ambient"
+    body["spec"]["waypoint"] = {"name": "egress-waypoint", "namespace": "istio-egress",
+                                "create": True}
+    body["spec"]["egressRules"][0]["from"][0]["serviceAccounts"] = ["sleep"]
+    body["spec"]["egressRules"][0]["to"][0]["http"] = {
+        "methods": ["GET", "POST"], "pathPrefixes": ["/status", "/get"], "timeout": "5s",
+        "retries": {"attempts": 3, "perTryTimeout": "1.5s", "retryOn": "5xx,reset"},
+    }
+    stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
+                                                     dry_run="All")
+    assert stored["spec"] == body["spec"]
+
+
+def test_blank_gateway_ports_and_disabled_upgrade_are_accepted(objects):
+    body = load("seed-2-https-upgrade.yaml")
+    entry = body["spec"]["egressRules"][0]["to"][0]
+    entry["httpsUpgrade"] = {"enabled": False}
+    body["spec"]["egressRules"][1]["to"][0]["byEgressGateway"] = {}
+    body["metadata"]["name"] = "egressgateway-a"  # the other naming convention
+    stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
+                                                     dry_run="All")
+    assert stored["spec"] == body["spec"]
