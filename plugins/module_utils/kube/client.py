@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import json
 import random
+import threading
 import time
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
@@ -124,6 +125,7 @@ class Client:
         self._sleep = sleep
         self._clock = clock
         self.stats = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ transport
 
@@ -165,10 +167,12 @@ class Client:
             body = json.dumps(body, separators=(",", ":")).encode("utf-8")
         retry_statuses = RETRY_STATUSES + ((409,) if retry_conflict else ())
         start = self._clock()
+        slept = 0.0
         attempt = 0
         while True:
             attempt += 1
-            self.stats[op.verb] = self.stats.get(op.verb, 0) + 1
+            with self._lock:
+                self.stats[op.verb] = self.stats.get(op.verb, 0) + 1
             failure = None
             try:
                 status, reason, rheaders, data = self._send(method, path, query, headers, body)
@@ -196,7 +200,7 @@ class Client:
                 except (TypeError, ValueError):
                     retry_after = None
             delay = self.retry.delay(attempt, retry_after)
-            elapsed = self._clock() - start
+            elapsed = max(self._clock() - start, slept)
             if not transient or attempt >= self.retry.attempts or \
                     elapsed + delay > self.retry.total:
                 if failure is not None:
@@ -210,6 +214,7 @@ class Client:
                     error.args = (error.message,)
                 raise error
             self._sleep(delay)
+            slept += delay
 
     # ------------------------------------------------------------------ helpers
 

@@ -70,9 +70,9 @@ def content_hash(obj, annotation=None):
     return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()[:32]
 
 
-def stamp(obj, annotation):
-    """A copy of ``obj`` whose ``annotation`` holds the hash of its content."""
-    stamped = copy.deepcopy(obj)
+def stamp(obj, annotation, in_place=False):
+    """``obj`` (a copy unless ``in_place``) with ``annotation`` holding its content's hash."""
+    stamped = obj if in_place else copy.deepcopy(obj)
     digest = content_hash(stamped)
     meta = stamped.setdefault("metadata", {})
     meta.setdefault("annotations", {})[annotation] = digest
@@ -165,7 +165,9 @@ def _same_scalar(a, b):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
-    return type(a) is type(b) and a == b or (isinstance(a, str) and isinstance(b, str) and a == b)
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    return type(a) is type(b) and a == b
 
 
 def first_difference(desired, live, path=()):

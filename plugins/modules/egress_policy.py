@@ -1,0 +1,350 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: egress_policy
+short_description: Apply an egress policy to a Kubernetes cluster as Istio resources
+version_added: 0.1.0
+author:
+  - servicemesh.egress maintainers
+description:
+  - Reads an egress policy (Alibaba ASM's C(ASMEgressTrafficPolicy) resource, or the same policy
+    written as module parameters), validates it, expands it into open-source Istio resources
+    (C(ServiceEntry), C(DestinationRule), C(Gateway), C(VirtualService), C(AuthorizationPolicy),
+    C(Sidecar)) and applies them with server-side apply (field manager C(servicemesh.egress)).
+  - One task applies the whole bundle with one API client and one discovery request. Objects
+    whose live state already matches are not written, so a run that changes nothing sends no
+    write request at all.
+  - Objects of this policy that are no longer generated are deleted (pruned). Only objects that
+    carry both ownership labels of this policy (C(app.kubernetes.io/managed-by=servicemesh.egress)
+    and C(egress.servicemesh.io/policy=<name>)) are ever pruned or deleted.
+  - An existing object with a generated name that this policy does not own, or a Sidecar we do
+    not own where the policy needs the namespace-wide Sidecar, fails the task before any write
+    unless O(force=true).
+  - Missing CRDs and missing namespaces fail the task before any write.
+  - The policy is read on the host the module runs on. With C(connection: local) (the usual way
+    to talk to a cluster) that is the Ansible controller, so O(src) is a path on the controller.
+options:
+  gateway:
+    description:
+      - Name of the egress gateway (a DNS-1123 label of at most 32 characters). With it, the
+        policy is given as module parameters (O(egress_rules) and the options next to it).
+      - Mutually exclusive with O(definition) and O(src).
+    type: str
+  egress_rules:
+    description:
+      - The rules of the policy, in module spelling (snake_case), for example
+        C({from: [{namespace: mytest, workload_selector: {app: sleep}}],
+        to: [{name: httpbin, hosts: [httpbin.org], port: {number: 80, protocol: HTTP}}]}).
+      - Every problem is reported at once with its field path, for example
+        C(egress_rules[0].to[1].port.number).
+    type: list
+    elements: dict
+  name:
+    description:
+      - Name of the policy. Defaults to the gateway name.
+    type: str
+  namespace:
+    description:
+      - Namespace of the policy resource. Must be C(istio-egress) (the convention of ASM).
+    type: str
+  waypoint:
+    description:
+      - Waypoint settings for O(mode=ambient), in module spelling.
+    type: dict
+  labels:
+    description:
+      - Labels of the policy resource (with O(output=crd) or O(output=both)).
+    type: dict
+  annotations:
+    description:
+      - Annotations of the policy resource (with O(output=crd) or O(output=both)).
+    type: dict
+  definition:
+    description:
+      - The policy as a mapping, an C(ASMEgressTrafficPolicy) resource or module-style
+        parameters.
+      - Mutually exclusive with O(src) and O(gateway).
+    type: dict
+  src:
+    description:
+      - Path of a YAML file holding the policy (one document, either spelling).
+      - Read on the host the module runs on (the controller with C(connection: local)).
+    type: path
+  mode:
+    description:
+      - The data plane the policy is expanded for. Passed to the expansion as it is: this
+        version expands C(sidecar) only and rejects C(ambient) with a clear error.
+      - Defaults to the policy's own C(mode), else C(sidecar).
+    type: str
+    choices: [sidecar, ambient]
+  output:
+    description:
+      - V(expanded) applies the Istio objects.
+      - V(crd) applies only the C(ASMEgressTrafficPolicy) resource (for ASM, which expands it
+        itself); Istio objects this policy applied before are pruned.
+      - V(both) applies the resource and the Istio objects. The resource then keeps the source
+        of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift.
+    type: str
+    choices: [expanded, crd, both]
+    default: expanded
+  state:
+    description:
+      - V(present) applies the policy and prunes what it no longer generates.
+      - V(absent) deletes every object the policy owns (and its resource). Only the policy's
+        name is needed (O(name), O(gateway), or the name in O(definition) or O(src)).
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - Take over objects with a generated name that this policy does not own (labels missing or
+        naming another policy), and create Sidecars even where an unowned one conflicts.
+      - Fields that only the previous owner set stay on a taken-over object.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+requirements:
+  - kubernetes >= 24.2.0 (Python library)
+  - PyYAML
+notes:
+  - Check mode (C(--check)) sends every write as a server-side dry run (C(dryRun=All)): the API
+    server validates and admits it but stores nothing.
+  - Diff mode (C(--diff)) returns the before and after state of every object that changes,
+    created and deleted ones included.
+  - Objects are applied kind by kind (ServiceEntry and DestinationRule first, Sidecars last);
+    deletes run in the reverse order. Transient API errors (HTTP 409 on apply, 429, 500, 502,
+    503, 504, dropped connections) are retried a few times with backoff.
+  - Each applied object carries the annotation C(egress.servicemesh.io/applied-hash); the
+    module compares it, the fields its field manager owns and their values with the live object
+    to skip writes that would change nothing.
+  - The least-privilege ClusterRole the module needs is in the collection's C(docs/rbac.yaml).
+seealso:
+  - module: servicemesh.egress.egress_policy_info
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Apply the policy file written in ASM's spelling
+  servicemesh.egress.egress_policy:
+    src: policies/egress-by-egressgateway-a.yaml
+  register: egress
+
+- name: Show the route table
+  ansible.builtin.debug:
+    var: egress.routes
+
+- name: Apply a policy given as module parameters, with a kubeconfig context
+  servicemesh.egress.egress_policy:
+    context: prod
+    gateway: egressgateway-a
+    egress_rules:
+      - from:
+          - namespace: mytest
+            workload_selector:
+              app: sleep
+        to:
+          - name: httpbin
+            hosts: [httpbin.org]
+            port: {number: 80, protocol: HTTP}
+            https_upgrade: {enabled: true, port: 443}
+
+- name: Keep the ASMEgressTrafficPolicy in the cluster as well (drift reports need it)
+  servicemesh.egress.egress_policy:
+    definition: "{{ lookup('ansible.builtin.file', 'policy.yaml') | from_yaml }}"
+    output: both
+
+- name: Take over objects created by hand before
+  servicemesh.egress.egress_policy:
+    src: policy.yaml
+    force: true
+
+- name: Delete everything the policy owns
+  servicemesh.egress.egress_policy:
+    gateway: egressgateway-a
+    state: absent
+"""
+
+RETURN = r"""
+policy:
+  description: Name of the policy (the value of the C(egress.servicemesh.io/policy) label).
+  returned: always
+  type: str
+  sample: egress-by-egressgateway-a
+output:
+  description: What was applied (O(output)).
+  returned: always
+  type: str
+  sample: expanded
+mode:
+  description: The data plane the policy was expanded for.
+  returned: when O(state=present)
+  type: str
+  sample: sidecar
+objects:
+  description:
+    - Every object of the policy and what happened to it (in check mode, what would happen).
+    - On a failure, only the objects handled before it; see RV(not_applied).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object.
+      type: str
+      sample: ServiceEntry
+    api_version:
+      description: API version of the object.
+      type: str
+      sample: networking.istio.io/v1
+    namespace:
+      description: Namespace of the object.
+      type: str
+      sample: mytest
+    name:
+      description: Name of the object.
+      type: str
+      sample: egressgateway-a-httpbin
+    action:
+      description: V(created), V(updated), V(unchanged) or V(deleted).
+      type: str
+      sample: unchanged
+gateway_ports:
+  description: The Service ports the egress gateway needs for this policy.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample: [{name: http-80, port: 80, targetPort: 80, protocol: TCP}]
+routes:
+  description: The route table, one line per host and source, as the render playbook prints it.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample:
+    - "mytest/app=sleep -> sidecar :80 -> gateway egressgateway-a :80 -> httpbin.org :443 (HTTP upgraded: TLS originated at the gateway, SNI httpbin.org)"
+api_requests:
+  description: Requests sent to the API server, by verb (reads included; dry runs count as writes).
+  returned: success
+  type: dict
+  sample: {list: 7, get: 1}
+errors:
+  description: Every problem found (validation errors with their field paths, conflicts, API errors).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["egress_rules[0].to[0].port.number: must be an integer from 1 to 65535, got 0"]
+applied:
+  description: Objects written before a failure (C(Kind namespace/name)).
+  returned: failure after some writes
+  type: list
+  elements: str
+not_applied:
+  description: Objects that were due a write but were not written because of a failure.
+  returned: failure after some writes
+  type: list
+  elements: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+        AUTH_ARG_SPEC,
+    )
+except ImportError:  # reported by main() with a clear message
+    AUTH_ARG_SPEC = None
+    KUBERNETES_CORE_IMPORT_ERROR = traceback.format_exc()
+else:
+    KUBERNETES_CORE_IMPORT_ERROR = None
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
+    EgressFailure,
+    apply_policy,
+    delete_policy,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
+from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client import (
+    from_auth_params,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
+
+POLICY_OPTIONS = ("egress_rules", "name", "namespace", "waypoint", "labels", "annotations")
+
+
+def argument_spec():
+    spec = dict(
+        gateway=dict(type="str"),
+        egress_rules=dict(type="list", elements="dict"),
+        name=dict(type="str"),
+        namespace=dict(type="str"),
+        waypoint=dict(type="dict"),
+        labels=dict(type="dict"),
+        annotations=dict(type="dict"),
+        definition=dict(type="dict"),
+        src=dict(type="path"),
+        mode=dict(type="str", choices=["sidecar", "ambient"]),
+        output=dict(type="str", choices=["expanded", "crd", "both"], default="expanded"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        force=dict(type="bool", default=False),
+    )
+    spec.update(AUTH_ARG_SPEC or {})
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[("definition", "src", "gateway")]
+        + [(source, option) for source in ("definition", "src") for option in POLICY_OPTIONS],
+        required_one_of=[("definition", "src", "gateway")],
+    )
+    if KUBERNETES_CORE_IMPORT_ERROR:
+        module.fail_json(msg="the kubernetes.core collection is required (ansible-galaxy "
+                             "collection install kubernetes.core)",
+                         exception=KUBERNETES_CORE_IMPORT_ERROR)
+    params = module.params
+
+    def client():
+        return from_auth_params(params)
+
+    run = delete_policy if params["state"] == "absent" else apply_policy
+    # Failures are reported after the except blocks, so that bad input never carries a
+    # traceback (fail_json attaches the exception being handled otherwise).
+    failure = warnings = None
+    try:
+        result = run(params, client, check_mode=module.check_mode, diff=module._diff)
+        warnings = result.pop("warnings", None)
+    except PolicyError as exc:
+        warnings = exc.warnings
+        failure = dict(msg=exc.summary(), errors=exc.errors, changed=False)
+    except EgressFailure as exc:
+        failure = dict(exc.result)
+        warnings = failure.pop("warnings", None)
+        failure.setdefault("changed", False)
+        failure.update(msg=exc.msg, errors=exc.errors)
+    except KubeError as exc:
+        failure = dict(msg=exc.message, errors=exc.errors or [exc.message], changed=False)
+    except Exception as exc:  # a bug, not bad input: say so, traceback only with -vvv
+        module.fail_json(msg="egress_policy failed unexpectedly: %s: %s"
+                             % (type(exc).__name__, exc),
+                         exception=traceback.format_exc(), changed=False)
+    for warning in warnings or []:
+        module.warn(warning)
+    if failure is not None:
+        module.fail_json(**failure)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
