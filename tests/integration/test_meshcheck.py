@@ -6,7 +6,8 @@
 - the three seed examples pass;
 - a few hundred generated policies (every protocol, HTTPS upgrades, TCP by name and by address,
   shared and dedicated gateway ports, blank/explicit/mixed gateway ports, several rules, sources
-  with and without workload selectors and service accounts) pass, in one meshcheck run;
+  with and without workload selectors and service accounts, HTTP method/path rules) pass, in one
+  meshcheck run;
 - broken renders fail: meshcheck can fail.
 
 The meshcheck binary is built by tests/meshcheck/build.sh into the cache outside the repository
@@ -54,6 +55,19 @@ def run_meshcheck(binary, dirs, *flags):
     summary = [line for line in lines if line.startswith("meshcheck: ") and " passed, " in line]
     assert summary, "meshcheck printed no summary line:\n" + proc.stdout[-5000:]
     return proc.returncode, proc.stdout, summary[-1]
+
+
+def _failing_hops(out):
+    """The hops (``-- <hop>`` table headers) under which a row failed."""
+    hops, current = set(), None
+    for line in out.splitlines():
+        if line.startswith("-- "):
+            current = line[3:].strip()
+        elif line.startswith("== "):
+            current = None
+        elif current and " FAIL " in line:
+            hops.add(current.split(" ")[0])
+    return hops
 
 
 def write_render(data, out_dir, mode="sidecar"):
@@ -121,6 +135,18 @@ def entries(draw, index, gateway_ports):
     }
     if protocol == "HTTP" and draw(st.booleans()):
         entry["https_upgrade"] = {"enabled": True, "port": draw(st.sampled_from([443, 8443]))}
+    if protocol == "HTTP" and draw(st.integers(min_value=0, max_value=3)) == 0:
+        http = {}
+        if draw(st.booleans()):
+            http["methods"] = draw(st.lists(st.sampled_from(["GET", "POST", "PUT"]), min_size=1,
+                                            max_size=2, unique=True))
+        if draw(st.booleans()):
+            http["path_prefixes"] = draw(st.lists(st.sampled_from(["/v1/", "/api/", "/status"]),
+                                                  min_size=1, max_size=2, unique=True))
+        if draw(st.booleans()):
+            http["timeout"] = "5s"
+        if http:
+            entry["http"] = http
     if gateway_ports == "explicit" or (gateway_ports == "mixed" and draw(st.booleans())):
         if protocol == "TCP":
             entry["gateway_port"] = 20000 + index  # TCP needs a port of its own
@@ -180,7 +206,7 @@ def test_generated_policies_pass(meshcheck, tmp_path):
     assert len(dirs) >= GENERATED * 0.9, "too few valid policies generated: %d" % len(dirs)
     covered = _coverage(dirs)
     missing = {"HTTP", "HTTPS", "TCP", "by address", "TCP by name", "upgrade", "shared port",
-               "service accounts", "selector", "namespace-wide", "several rules"} - covered
+               "service accounts", "selector", "namespace-wide", "several rules", "L7 rules"} - covered
     assert not missing, "the generated policies miss: %s" % sorted(missing)
 
     code, out, summary = run_meshcheck(meshcheck, dirs, "-failures-only")
@@ -209,6 +235,9 @@ def _coverage(dirs):
             covered.add("shared port")
         if len({r["rule"] for r in routes}) > 1:
             covered.add("several rules")
+        with open(os.path.join(d, "policy.yaml"), encoding="utf-8") as handle:
+            if "pathPrefixes:" in handle.read():
+                covered.add("L7 rules")
     return covered
 
 
@@ -291,6 +320,5 @@ def test_broken_render_fails(meshcheck, tmp_path, mutate, hop):
     assert code == 1, out
     # -failures-only prints only the directories with a failure: the broken one alone
     assert "/bad (" in out and "/good (" not in out, out
-    failing = [line for line in out.splitlines() if "FAIL" in line]
-    assert any(hop in line for line in failing), "no failing %s row:\n%s" % (hop, out)
+    assert hop in _failing_hops(out), "no failing %s row:\n%s" % (hop, out)
     assert " 0 failed" not in summary

@@ -74,6 +74,22 @@ type Route struct {
 	ByAddress   bool     `json:"by_address,omitempty"`
 }
 
+type L7 struct {
+	Methods      []string `json:"methods"`
+	PathPrefixes []string `json:"pathPrefixes"`
+}
+
+type policyDoc struct {
+	Spec struct {
+		EgressRules []struct {
+			To []struct {
+				Name string `json:"name"`
+				HTTP *L7    `json:"http"`
+			} `json:"to"`
+		} `json:"egressRules"`
+	} `json:"spec"`
+}
+
 type RoutesFile struct {
 	Policy  string      `json:"policy"`
 	Mode    string      `json:"mode"`
@@ -104,6 +120,10 @@ type Input struct {
 	VIPs   map[string]string
 	seVIPs []seVIP
 
+	// L7 are the per-entry HTTP restrictions of policy.yaml (methods, path prefixes), which the
+	// gateway's AuthorizationPolicy enforces; routes.json does not carry them.
+	L7 map[string]L7
+
 	Synthetic          string // the synthetic cluster objects meshcheck adds (namespaces, pods, gateway Service)
 	GatewayPodIP       string
 	GatewayServiceFrom string // "resources.yaml" or "routes.json"
@@ -130,6 +150,24 @@ func loadInput(dir string) (*Input, error) {
 	}
 	if in.Routes.Policy != "" {
 		in.Name = in.Routes.Policy
+	}
+	in.L7 = map[string]L7{}
+	if pb, err := os.ReadFile(filepath.Join(dir, "policy.yaml")); err == nil {
+		docs, err := splitYAML(string(pb))
+		if err != nil || len(docs) != 1 {
+			return nil, fmt.Errorf("policy.yaml: want one YAML document (%v)", err)
+		}
+		var pd policyDoc
+		if err := yaml.Unmarshal([]byte(docs[0]), &pd); err != nil {
+			return nil, fmt.Errorf("policy.yaml: %v", err)
+		}
+		for _, r := range pd.Spec.EgressRules {
+			for _, t := range r.To {
+				if t.HTTP != nil {
+					in.L7[t.Name] = *t.HTTP
+				}
+			}
+		}
 	}
 	res, err := os.ReadFile(filepath.Join(dir, "resources.yaml"))
 	if err != nil {

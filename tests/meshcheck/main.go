@@ -159,16 +159,28 @@ func checkDir(dir, outbound string, verbose, noAnalyze bool) (rows []Row, notes 
 	return rows, notes
 }
 
+// printTable prints one table per hop, in the order the hops are first checked.
 func printTable(rows []Row, failuresOnly bool) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ENTRY\tHOP\tPROXY\tCALL\tLISTENER\tROUTE\tCLUSTER\tVERDICT")
+	var hops []string
+	byHop := map[string][]Row{}
 	for _, r := range rows {
 		if failuresOnly && r.OK {
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Entry, r.Hop, r.Proxy, r.Call, r.Listener, r.Route, r.Cluster, r.Verdict)
+		if _, ok := byHop[r.Hop]; !ok {
+			hops = append(hops, r.Hop)
+		}
+		byHop[r.Hop] = append(byHop[r.Hop], r)
 	}
-	_ = w.Flush()
+	for _, h := range hops {
+		fmt.Printf("-- %s\n", h)
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "ENTRY\tPROXY\tCALL\tLISTENER\tROUTE\tCLUSTER\tVERDICT")
+		for _, r := range byHop[h] {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Entry, r.Proxy, r.Call, r.Listener, r.Route, r.Cluster, r.Verdict)
+		}
+		_ = w.Flush()
+	}
 }
 
 func sortedStrings(s []string) []string {

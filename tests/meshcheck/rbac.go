@@ -26,6 +26,8 @@ type authzRequest struct {
 	sni       string
 	http      bool
 	host      string
+	method    string
+	path      string
 }
 
 func (r authzRequest) principal() string {
@@ -35,7 +37,7 @@ func (r authzRequest) principal() string {
 func (r authzRequest) String() string {
 	s := fmt.Sprintf("%s port=%d sni=%s", r.principal(), r.port, r.sni)
 	if r.http {
-		s += " host=" + r.host
+		s += " host=" + r.host + " " + r.method + " " + r.path
 	}
 	return s
 }
@@ -248,8 +250,8 @@ func operationMatches(o *security.Operation, req authzRequest, deny bool) bool {
 	return field(o.GetHosts(), o.GetNotHosts(), func(l []string) bool {
 		return anyMatch(l, host, true) || anyMatch(l, fmt.Sprintf("%s:%d", host, req.port), true)
 	}) &&
-		field(o.GetMethods(), o.GetNotMethods(), func(l []string) bool { return anyMatch(l, "GET", false) }) &&
-		field(o.GetPaths(), o.GetNotPaths(), func(l []string) bool { return anyMatch(l, "/", false) })
+		field(o.GetMethods(), o.GetNotMethods(), func(l []string) bool { return anyMatch(l, req.method, false) }) &&
+		field(o.GetPaths(), o.GetNotPaths(), func(l []string) bool { return anyMatch(l, req.path, false) })
 }
 
 func conditionMatches(c *security.Condition, req authzRequest, deny bool) bool {
@@ -330,7 +332,14 @@ func checkAuthz(in *Input) []Row {
 	}
 	seenOut, seenSA := map[key]bool{}, map[key]bool{}
 	for _, r := range in.Routes.Routes {
-		base := authzRequest{port: r.GatewayPort, sni: r.SNI, http: r.Protocol == "HTTP", host: r.Host}
+		base := authzRequest{port: r.GatewayPort, sni: r.SNI, http: r.Protocol == "HTTP", host: r.Host, method: "GET", path: "/"}
+		l7 := in.L7[r.Entry]
+		if base.http && len(l7.Methods) > 0 {
+			base.method = l7.Methods[0]
+		}
+		if base.http && len(l7.PathPrefixes) > 0 {
+			base.path = strings.TrimSuffix(l7.PathPrefixes[0], "/") + "/meshcheck"
+		}
 		sas := r.Source.ServiceAccounts
 		if len(sas) == 0 {
 			sas = []string{"default"}
@@ -339,6 +348,21 @@ func checkAuthz(in *Input) []Row {
 			req := base
 			req.namespace, req.sa, req.ip = r.Source.Namespace, sa, in.ClientPods[labelsKey(r.Source.Namespace, clientLabels(r.Source))]
 			add(r, "source "+r.Source.Namespace, req, true)
+		}
+		if k := (key{"l7:" + r.Entry, r.SNI, r.GatewayPort}); base.http && !seenOut[k] {
+			seenOut[k] = true
+			src := base
+			src.namespace, src.sa, src.ip = r.Source.Namespace, sas[0], in.ClientPods[labelsKey(r.Source.Namespace, clientLabels(r.Source))]
+			if len(l7.Methods) > 0 {
+				req := src
+				req.method = methodOutside(l7.Methods)
+				add(r, "source "+r.Source.Namespace+", method not allowed", req, false)
+			}
+			if len(l7.PathPrefixes) > 0 {
+				req := src
+				req.path = "/meshcheck-outside-every-prefix"
+				add(r, "source "+r.Source.Namespace+", path not allowed", req, false)
+			}
 		}
 		if k := (key{"", r.SNI, r.GatewayPort}); !seenOut[k] {
 			seenOut[k] = true
@@ -354,4 +378,19 @@ func checkAuthz(in *Input) []Row {
 		}
 	}
 	return rows
+}
+
+func methodOutside(allowed []string) string {
+	for _, m := range []string{"DELETE", "PATCH", "PUT", "POST", "GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"} {
+		found := false
+		for _, a := range allowed {
+			if strings.EqualFold(a, m) {
+				found = true
+			}
+		}
+		if !found {
+			return m
+		}
+	}
+	return "MESHCHECK"
 }
