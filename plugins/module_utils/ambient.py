@@ -70,6 +70,10 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 # Every namespace carries it (Kubernetes 1.21+): selects istio-egress for cross-namespace use.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MODE = "ambient"
+# The CA bundle of Istio's proxy image (the waypoint runs it): TLS originated at the waypoint
+# verifies the external host's certificate against it. Istio would fall back to the same system
+# bundle; naming it keeps Istio's analyzers quiet (IST0129) and matches sidecar mode.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 # ---------------------------------------------------------------------------- the waypoint
@@ -362,7 +366,8 @@ def _origination_rules(policy, waypoint, group):
         return []
     rules = []
     for host in group.hosts:
-        settings = [{"port": {"number": t.port.number}, "tls": {"mode": "SIMPLE", "sni": host}}
+        settings = [{"port": {"number": t.port.number},
+                     "tls": {"mode": "SIMPLE", "sni": host, "caCertificates": SYSTEM_CA_BUNDLE}}
                     for t in upgraded]
         rules.append({
             "apiVersion": NETWORKING, "kind": "DestinationRule",

@@ -27,6 +27,7 @@ GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 WAYPOINT = "egressgateway-a-waypoint"
 NS = "istio-egress"
 SE_REF = {"group": "networking.istio.io", "kind": "ServiceEntry"}
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -180,7 +181,8 @@ def test_seed2_tls_origination_only_on_the_upgraded_port(seed2):
         assert rule["spec"]["exportTo"] == ["."]
         # port-level only: the passthrough port 443 of the same host keeps the application's TLS
         assert rule["spec"]["trafficPolicy"] == {"portLevelSettings": [
-            {"port": {"number": 80}, "tls": {"mode": "SIMPLE", "sni": host}}]}
+            {"port": {"number": 80}, "tls": {"mode": "SIMPLE", "sni": host,
+                                             "caCertificates": CA_BUNDLE}}]}
 
 
 def test_seed2_authorization_per_entry_port(seed2):
@@ -263,7 +265,8 @@ def test_seed3_origination_and_authorization(seed3):
     rule = get(objects, "DestinationRule", "egressgateway-a-https-upgrade-tls")["spec"]
     assert rule == {"host": "taobao.com", "exportTo": ["."], "trafficPolicy": {
         "portLevelSettings": [{"port": {"number": 80},
-                               "tls": {"mode": "SIMPLE", "sni": "taobao.com"}}]}}
+                               "tls": {"mode": "SIMPLE", "sni": "taobao.com",
+                                       "caCertificates": CA_BUNDLE}}]}}
     policies = kinds(objects, "AuthorizationPolicy")
     assert [(p["spec"]["targetRefs"][0]["name"],
              [r["to"][0]["operation"]["ports"] for r in p["spec"]["rules"]]) for p in policies] == [
@@ -340,11 +343,12 @@ def test_golden(name, file_name):
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_sidecar_output_unchanged_by_an_ambient_render(name):
+    """No state leaks from an ambient render into sidecar mode (test_golden.py holds the sidecar
+    output itself byte for byte)."""
     before = render_files(example(name))[1]
     render_files(example(name), "ambient")
     assert render_files(example(name), "sidecar")[1] == before
-    with open(os.path.join(GOLDEN, name, "resources.yaml.golden"), encoding="utf-8") as handle:
-        assert before["resources.yaml"] == handle.read()
+    assert render_files(example(name))[1] == before
 
 
 # ---------------------------------------------------------------------------- mode selection
