@@ -397,7 +397,7 @@ def _describe(name, live, gateway_filter=None):
             if foreign:
                 drift["changed"].append(dict(
                     _ref(key), reason="; ".join("%s set by %s" % f for f in foreign[:5]),
-                    by=sorted(set(m for _, m in foreign))))
+                    by=sorted(set(f[1] for f in foreign))))
     report["drift"] = drift
     report["in_sync"] = not (drift["missing"] or drift["changed"] or drift["extra"])
     report["objects"] = [clean(live[k]) for k in sorted(live, key=_sort_key)]
@@ -413,7 +413,7 @@ def _describe(name, live, gateway_filter=None):
 
 
 def _changed_by(obj):
-    return sorted(set(m for _, m in foreign_fields(obj, FIELD_MANAGER)))
+    return sorted(set(f[1] for f in foreign_fields(obj, FIELD_MANAGER)))
 
 
 def _ref(key):

@@ -13,7 +13,7 @@ module: egress_policy
 short_description: Apply an egress policy to a Kubernetes cluster as Istio resources
 version_added: 0.1.0
 author:
-  - servicemesh.egress maintainers
+  - servicemesh.egress maintainers (!UNKNOWN)
 description:
   - Reads an egress policy (Alibaba ASM's C(ASMEgressTrafficPolicy) resource, or the same policy
     written as module parameters), validates it, expands it into open-source Istio resources
@@ -29,8 +29,8 @@ description:
     not own where the policy needs the namespace-wide Sidecar, fails the task before any write
     unless O(force=true).
   - Missing CRDs and missing namespaces fail the task before any write.
-  - The policy is read on the host the module runs on. With C(connection: local) (the usual way
-    to talk to a cluster) that is the Ansible controller, so O(src) is a path on the controller.
+  - "The policy is read on the host the module runs on. With C(connection: local) (the usual way
+    to talk to a cluster) that is the Ansible controller, so O(src) is a path on the controller."
 options:
   gateway:
     description:
@@ -40,9 +40,9 @@ options:
     type: str
   egress_rules:
     description:
-      - The rules of the policy, in module spelling (snake_case), for example
+      - "The rules of the policy, in module spelling (snake_case), for example
         C({from: [{namespace: mytest, workload_selector: {app: sleep}}],
-        to: [{name: httpbin, hosts: [httpbin.org], port: {number: 80, protocol: HTTP}}]}).
+        to: [{name: httpbin, hosts: [httpbin.org], port: {number: 80, protocol: HTTP}}]})."
       - Every problem is reported at once with its field path, for example
         C(egress_rules[0].to[1].port.number).
     type: list
@@ -76,13 +76,15 @@ options:
   src:
     description:
       - Path of a YAML file holding the policy (one document, either spelling).
-      - Read on the host the module runs on (the controller with C(connection: local)).
+      - "Read on the host the module runs on (the controller with C(connection: local))."
     type: path
   mode:
     description:
-      - The data plane the policy is expanded for. Passed to the expansion as it is: this
-        version expands C(sidecar) only and rejects C(ambient) with a clear error.
-      - Defaults to the policy's own C(mode), else C(sidecar).
+      - The data plane the policy is expanded for, passed to the expansion as it is. V(sidecar)
+        expands into an egress gateway's Istio objects, V(ambient) into a waypoint (a Gateway API
+        C(Gateway)) and ServiceEntries; the expansion rejects what a mode cannot do, with every
+        error listed.
+      - Defaults to the policy's own C(mode), else V(sidecar).
     type: str
     choices: [sidecar, ambient]
   output:
@@ -116,7 +118,7 @@ requirements:
   - kubernetes >= 24.2.0 (Python library)
   - PyYAML
 notes:
-  - Check mode (C(--check)) sends every write as a server-side dry run (C(dryRun=All)): the API
+  - Check mode (C(--check)) sends every write as a server-side dry run (C(dryRun=All)); the API
     server validates and admits it but stores nothing.
   - Diff mode (C(--diff)) returns the before and after state of every object that changes,
     created and deleted ones included.

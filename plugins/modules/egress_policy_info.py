@@ -13,7 +13,7 @@ module: egress_policy_info
 short_description: Read the live objects of egress policies and report drift
 version_added: 0.1.0
 author:
-  - servicemesh.egress maintainers
+  - servicemesh.egress maintainers (!UNKNOWN)
 description:
   - Lists the live objects that M(servicemesh.egress.egress_policy) applied for one policy (by
     O(name) or O(gateway)), or for every policy in the cluster when neither is given. Objects are
@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads.
 requirements:
@@ -101,14 +102,38 @@ policies:
       type: list
       elements: dict
     drift:
-      description:
-        - C(missing) and C(extra) list objects (C(kind), C(group), C(namespace), C(name)) that the
-          expansion of the resource has and the cluster lacks, and the other way round (null
-          without the resource).
-        - C(changed) lists objects that differ from what the module would apply, each with a
-          C(reason) and C(by) (the field managers that changed it).
+      description: What differs between the cluster and the policy.
       type: dict
-      sample: {missing: [], extra: [], changed: [{kind: ServiceEntry, group: networking.istio.io, namespace: mytest, name: egressgateway-a-httpbin, reason: "spec.hosts is managed by kubectl-edit (Update)", by: [kubectl-edit]}]}
+      contains:
+        missing:
+          description:
+            - Objects (C(kind), C(group), C(namespace), C(name)) that the expansion of the resource
+              has and the cluster lacks.
+            - Null without the resource.
+          type: list
+          elements: dict
+        extra:
+          description:
+            - Objects carrying the policy's labels that its expansion does not have.
+            - Null without the resource.
+          type: list
+          elements: dict
+        changed:
+          description:
+            - Objects that differ from what M(servicemesh.egress.egress_policy) would apply, each
+              with a C(reason) and C(by) (the field managers that changed it).
+          type: list
+          elements: dict
+      sample:
+        missing: []
+        extra: []
+        changed:
+          - kind: ServiceEntry
+            group: networking.istio.io
+            namespace: mytest
+            name: egressgateway-a-httpbin
+            reason: spec.hosts is managed by kubectl-edit (Update)
+            by: [kubectl-edit]
     in_sync:
       description: True when no drift was found.
       type: bool

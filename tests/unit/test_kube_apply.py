@@ -119,13 +119,16 @@ class FakeCluster:
             return Response(404, {"reason": "NotFound", "message": "no such resource"})
         group, version, kind = self.kinds[plural]
         if method == "GET" and name is None:
-            items = [copy.deepcopy(o) for (p, ns, _), o in sorted(self.store.items())
+            items = [copy.deepcopy(o) for (p, ns, name_), o in sorted(self.store.items())
                      if p == plural and (namespace is None or ns == namespace)
                      and matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]
             return Response(200, {"apiVersion": "%s/%s" % (group, version),
                                   "kind": kind + "List", "metadata": {}, "items": items})
         key = (plural, namespace, name)
         dry = query.get("dryRun") == "All"
+        if method == "DELETE" and body:
+            # like the API server: with a body, the options come from the body only
+            dry = "All" in (body.get("dryRun") or [])
         if method == "PATCH":
             if namespace not in self.namespaces:
                 return Response(404, {"reason": "NotFound", "message": "namespace not found"})
@@ -142,6 +145,21 @@ class FakeCluster:
             if not dry:
                 self.store[key] = new
             return Response(201 if old is None else 200, new)
+        if method == "PUT":
+            old = self.store.get(key)
+            if old is None:
+                return Response(404, {"reason": "NotFound", "message": "gone"})
+            if body["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
+                return Response(409, {"reason": "Conflict", "message": "modified"})
+            new = copy.deepcopy(body)
+            self.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.rv)
+            new["metadata"]["managedFields"] = [{
+                "manager": query["fieldManager"], "operation": "Update",
+                "fieldsV1": fields_of(body)}]
+            if not dry:
+                self.store[key] = new
+            return Response(200, new)
         if method == "DELETE":
             old = self.store.get(key)
             if old is None:
@@ -300,8 +318,9 @@ def test_diff_has_before_and_after_for_creates_updates_and_deletes(cluster):
 
 def test_conflict_names_the_object_and_writes_nothing(cluster):
     theirs = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-              "metadata": {"name": "egw-a", "namespace": "mytest"},
-              "spec": {"hosts": ["mine.example.com"]}}
+              "metadata": {"name": "egw-a", "namespace": "mytest", "resourceVersion": "1",
+                           "labels": {"team": "web"}},
+              "spec": {"hosts": ["mine.example.com"], "extra": "theirs"}}
     cluster.put(theirs, "serviceentries")
     with pytest.raises(egress_apply.EgressFailure) as exc:
         apply(cluster, policy())
@@ -310,8 +329,12 @@ def test_conflict_names_the_object_and_writes_nothing(cluster):
     result = apply(cluster, dict(policy(), force=True))
     took = [o for o in result["objects"] if o["name"] == "egw-a" and o["kind"] == "ServiceEntry"]
     assert took[0]["action"] == "updated"
-    assert cluster.store[("serviceentries", "mytest", "egw-a")]["metadata"]["labels"][
-        "egress.servicemesh.io/policy"] == "egw"
+    live = cluster.store[("serviceentries", "mytest", "egw-a")]
+    assert live["metadata"]["labels"]["egress.servicemesh.io/policy"] == "egw"
+    assert "team" not in live["metadata"]["labels"] and "extra" not in live["spec"]
+    methods = [r[0] for r in cluster.writes() if r[1].endswith("/serviceentries/egw-a")]
+    assert methods == ["PUT", "PATCH"]  # replaced, then applied
+    assert apply(cluster, policy())["changed"] is False
 
 
 def test_namespace_wide_sidecar_of_someone_else_is_a_conflict(cluster):
@@ -382,8 +405,8 @@ def test_failure_midway_says_what_was_written_and_a_rerun_converges(cluster):
     assert "a rerun converges" in failure.msg
     applied = failure.result["applied"]
     assert applied and all(a.startswith("ServiceEntry") for a in applied)
-    assert {n["kind"] for n in failure.result["not_applied"]} >= {"DestinationRule",
-                                                                   "VirtualService"}
+    not_applied = {n["kind"] for n in failure.result["not_applied"]}
+    assert not_applied >= {"DestinationRule", "VirtualService"}
     result = apply(cluster, policy())
     assert {o["action"] for o in result["objects"]} == {"created", "unchanged"}
     assert apply(cluster, policy())["changed"] is False

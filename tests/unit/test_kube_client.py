@@ -53,7 +53,7 @@ OP = kclient.Op("patch", "serviceentries.networking.istio.io", "mytest", "se",
 
 
 def test_apply_sends_server_side_apply():
-    client, api, _ = make([Response(200, {"kind": "ServiceEntry"})])
+    client, api, sleeps = make([Response(200, {"kind": "ServiceEntry"})])
     out = client.apply("/apis/x/v1/namespaces/n/things/a", {"kind": "ServiceEntry"}, OP,
                        "servicemesh.egress", dry_run=True)
     assert out == {"kind": "ServiceEntry"}
@@ -74,7 +74,7 @@ def test_transient_statuses_are_retried_on_apply(status):
 
 
 def test_conflict_is_not_retried_outside_apply():
-    client, api, _ = make([Response(409, {"message": "exists", "reason": "AlreadyExists"})])
+    client, api, sleeps = make([Response(409, {"message": "exists", "reason": "AlreadyExists"})])
     with pytest.raises(KubeError) as exc:
         client.request("POST", "/p", OP, body={})
     assert exc.value.status == 409
@@ -84,7 +84,7 @@ def test_conflict_is_not_retried_outside_apply():
 def test_connection_reset_is_retried():
     reset = urllib3.exceptions.ProtocolError("Connection aborted.",
                                              ConnectionResetError(104, "reset"))
-    client, api, _ = make([reset, Response(200, {"ok": 1})])
+    client, api, sleeps = make([reset, Response(200, {"ok": 1})])
     assert client.request("GET", "/p", OP) == {"ok": 1}
     assert len(api.requests) == 2
 
@@ -107,7 +107,7 @@ def test_forbidden_names_verb_resource_and_namespace():
     body = {"kind": "Status", "reason": "Forbidden",
             "message": 'serviceentries.networking.istio.io "se" is forbidden: User "u" cannot '
                        'patch resource "serviceentries"'}
-    client, _, _ = make([Response(403, body)])
+    client, api, sleeps = make([Response(403, body)])
     with pytest.raises(KubeError) as exc:
         client.apply("/p", {}, OP, "m")
     message = exc.value.message
@@ -117,15 +117,24 @@ def test_forbidden_names_verb_resource_and_namespace():
 
 
 def test_other_errors_name_object_status_and_reason():
-    client, _, _ = make([Response(422, {"reason": "Invalid", "message": "spec.hosts: Required"})])
+    client, api, sleeps = make([Response(422, {"reason": "Invalid", "message": "spec.hosts: Required"})])
     with pytest.raises(KubeError) as exc:
         client.apply("/p", {}, OP, "m")
     assert exc.value.message == \
         "apply ServiceEntry mytest/se: HTTP 422 Invalid: spec.hosts: Required"
 
 
+def test_dry_run_delete_says_so_in_the_body():
+    # The API server ignores query parameters of a DELETE that has a body.
+    client, api, sleeps = make([Response(200, {})])
+    client.delete("/p", OP, dry_run=True)
+    method, url, headers, body = api.requests[0]
+    assert method == "DELETE" and "dryRun=All" in url
+    assert body["dryRun"] == ["All"]
+
+
 def test_get_and_delete_return_none_on_404():
-    client, _, _ = make([Response(404, {}), Response(404, {})])
+    client, api, sleeps = make([Response(404, {}), Response(404, {})])
     assert client.get("/p", OP) is None
     assert client.delete("/p", OP) is None
 
@@ -135,7 +144,7 @@ def test_list_follows_continue_and_fills_kind():
                             "metadata": {"continue": "t"}, "items": [{"metadata": {"name": "a"}}]}),
              Response(200, {"apiVersion": "v1", "kind": "NamespaceList", "metadata": {},
                             "items": [{"metadata": {"name": "b"}}]})]
-    client, api, _ = make(pages)
+    client, api, sleeps = make(pages)
     items = client.list("/api/v1/namespaces", OP, label_selector="a=b", limit=1)
     assert [i["metadata"]["name"] for i in items] == ["a", "b"]
     assert items[0]["kind"] == "Namespace" and items[0]["apiVersion"] == "v1"
@@ -143,7 +152,7 @@ def test_list_follows_continue_and_fills_kind():
 
 
 def test_stats_count_attempts_by_verb():
-    client, _, _ = make([Response(500, {}), Response(200, {}), Response(200, {})])
+    client, api, sleeps = make([Response(500, {}), Response(200, {}), Response(200, {})])
     client.apply("/p", {}, OP, "m")
     client.get("/p", kclient.Op("get", "x"))
     assert client.stats == {"patch": 2, "get": 1}
@@ -160,7 +169,7 @@ AGGREGATED = {
 
 
 def test_discovery_is_one_aggregated_request():
-    client, api, _ = make([Response(200, AGGREGATED)])
+    client, api, sleeps = make([Response(200, AGGREGATED)])
     discovery = Discovery(client)
     res = discovery.find("networking.istio.io/v1", "ServiceEntry")
     assert res.plural == "serviceentries" and res.namespaced
@@ -179,7 +188,7 @@ def test_discovery_falls_back_to_the_classic_walk():
         {"name": "authorizationpolicies", "kind": "AuthorizationPolicy", "namespaced": True},
         {"name": "authorizationpolicies/status", "kind": "AuthorizationPolicy",
          "namespaced": True}]}
-    client, api, _ = make([Response(200, groups), Response(200, resources)])
+    client, api, sleeps = make([Response(200, groups), Response(200, resources)])
     discovery = Discovery(client)
     assert discovery.find("security.istio.io/v1", "AuthorizationPolicy").plural == \
         "authorizationpolicies"

@@ -62,7 +62,7 @@ def test_unowned_object_is_a_conflict_naming_it():
     assert "ServiceEntry ns/a" in conflicts[0]
     assert "label policy=other" in conflicts[0]
     bare = obj("ServiceEntry", "a", labels={})
-    _, conflicts = run([se], existing=[bare])
+    conflicts = run([se], existing=[bare])[1]
     assert "label owner missing, label policy missing" in conflicts[0]
 
 
@@ -85,7 +85,7 @@ def test_deletes_run_in_reverse_kind_order():
     owned = [obj("ServiceEntry", "s"), obj("Sidecar", "c"), obj("VirtualService", "v"),
              obj("AuthorizationPolicy", "p", group="security.istio.io"),
              obj("DestinationRule", "d"), obj("Gateway", "g")]
-    changes, _ = run([], owned=[applied(o) for o in owned])
+    changes = run([], owned=[applied(o) for o in owned])[0]
     assert [c.key[1] for c in changes] == ["Sidecar", "AuthorizationPolicy", "VirtualService",
                                            "Gateway", "DestinationRule", "ServiceEntry"]
 
@@ -100,7 +100,7 @@ def test_unknown_kinds_are_deleted_first():
 def test_same_kind_in_different_groups_is_different():
     gw = obj("Gateway", "g")
     k8s_gw = obj("Gateway", "g", group="gateway.networking.k8s.io")
-    changes, _ = run([gw], owned=[applied(k8s_gw)])
+    changes = run([gw], owned=[applied(k8s_gw)])[0]
     assert actions(changes) == [("create", "Gateway", "g"), ("delete", "Gateway", "g")]
 
 

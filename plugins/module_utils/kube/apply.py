@@ -55,7 +55,7 @@ class Outcome:
 
 
 def record(change, action):
-    _, kind, namespace, name = change.key
+    kind, namespace, name = change.key[1:]
     return {"kind": kind, "api_version": change.api_version, "namespace": namespace,
             "name": name, "action": action}
 
@@ -158,11 +158,23 @@ class Applier:
     def _write(self, change):
         obj = change.desired if change.desired is not None else change.live
         res = self.resource_of(obj)
-        _, kind, namespace, name = change.key
+        namespace, name = change.key[2:]
         path = res.item_path(namespace, name)
         if change.action == DELETE:
             op = res.op("delete", namespace, name, what="delete %s" % display(change.key))
             return self.client.delete(path, op, dry_run=self.check_mode)
+        if change.takeover:
+            # Server-side apply would merge with the previous owner's fields (list items keyed
+            # by name included); a replace leaves exactly ours. The apply that follows moves
+            # the ownership of every field to our apply entry, so the next run changes nothing.
+            body = dict(change.desired)
+            body["metadata"] = dict(body["metadata"], resourceVersion=(
+                change.live.get("metadata") or {}).get("resourceVersion"))
+            op = res.op("update", namespace, name, what="replace %s" % display(change.key))
+            replaced = self.client.replace(path, body, op, self.field_manager,
+                                           dry_run=self.check_mode)
+            if self.check_mode:
+                return replaced
         op = res.op("patch", namespace, name, what="apply %s" % display(change.key))
         return self.client.apply(path, change.desired, op, self.field_manager, force=True,
                                  dry_run=self.check_mode)
@@ -208,7 +220,8 @@ class Applier:
             outcome.changed = True
             outcome.records.append(record(change, DONE[change.action]))
             outcome.applied.append(display(change.key))
-            if change.action != DELETE and result is not None:
+            if change.action != DELETE and result is not None and not (
+                    self.check_mode and change.takeover):
                 drift = why_different(change.desired, result, self.field_manager,
                                       self.annotation)
                 if drift is not None:

@@ -265,10 +265,21 @@ class Client:
         return self.request("PATCH", path, op, query=query, body=body,
                             content_type=APPLY_CONTENT_TYPE, retry_conflict=True)
 
+    def replace(self, path, body, op, field_manager, dry_run=False):
+        """Replace (PUT) the object with ``body``, which must carry the live resourceVersion."""
+        query = [("fieldManager", field_manager)]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self.request("PUT", path, op, query=query, body=body)
+
     def delete(self, path, op, dry_run=False):
         """Delete; the answer, or None when the object was already gone (404)."""
+        # With a body, the API server reads the options from the body only (query parameters
+        # are ignored), so dryRun must be in the body; the query keeps it visible in audit logs.
         query = [("dryRun", "All")] if dry_run else []
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if dry_run:
+            body["dryRun"] = ["All"]
         result = self.request("DELETE", path, op, query=query, body=body, ok=(404,))
         if isinstance(result, tuple):
             return None

@@ -48,9 +48,9 @@ def identity(obj):
 def display(obj_or_key):
     """``Kind namespace/name`` (``Kind name`` for cluster-scoped objects)."""
     if isinstance(obj_or_key, tuple):
-        _, kind, namespace, name = obj_or_key
+        kind, namespace, name = obj_or_key[1:]
     else:
-        _, kind, namespace, name = identity(obj_or_key)
+        kind, namespace, name = identity(obj_or_key)[1:]
     return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
 
 

@@ -29,14 +29,18 @@ DONE = {CREATE: "created", UPDATE: "updated", UNCHANGED: "unchanged", DELETE: "d
 
 
 class Change:
-    __slots__ = ("action", "key", "desired", "live", "reason")
+    """One object's action. ``takeover``: the live object is someone else's and is replaced
+    wholesale (not merged), so that none of its previous owner's fields survive."""
 
-    def __init__(self, action, key, desired=None, live=None, reason=None):
+    __slots__ = ("action", "key", "desired", "live", "reason", "takeover")
+
+    def __init__(self, action, key, desired=None, live=None, reason=None, takeover=False):
         self.action = action
         self.key = key
         self.desired = desired
         self.live = live
         self.reason = reason
+        self.takeover = takeover
 
     @property
     def kind_key(self):
@@ -99,7 +103,8 @@ def plan(desired, owned, existing, owner_labels, manager, annotation, force=Fals
                 if not force:
                     conflicts.append(conflict_message(live, owner_labels))
                     continue
-                changes.append(Change(UPDATE, key, obj, live, "taken over (force)"))
+                changes.append(Change(UPDATE, key, obj, live, "taken over (force)",
+                                      takeover=True))
                 continue
         if live is None:
             changes.append(Change(CREATE, key, obj, None, "missing"))
@@ -132,4 +137,4 @@ def phases(changes):
             out[-1][1].append(change)
         else:
             out.append((step, [change]))
-    return [group for _, group in out]
+    return [step[1] for step in out]

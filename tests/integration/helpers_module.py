@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""Run the egress modules the way users do (``ansible`` / ``ansible-playbook`` subprocesses) and
+look at the cluster and the audit log. Shared by test_egress_policy_module.py and
+test_egress_policy_info.py."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+MODULE = "servicemesh.egress.egress_policy"
+INFO = "servicemesh.egress.egress_policy_info"
+EGRESS_NAMESPACE = "istio-egress"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+POLICY = "egress.servicemesh.io/policy"
+# (group, version, plural) of every kind the module generates in sidecar mode.
+KINDS = {
+    "ServiceEntry": ("networking.istio.io", "v1", "serviceentries"),
+    "DestinationRule": ("networking.istio.io", "v1", "destinationrules"),
+    "Gateway": ("networking.istio.io", "v1", "gateways"),
+    "VirtualService": ("networking.istio.io", "v1", "virtualservices"),
+    "AuthorizationPolicy": ("security.istio.io", "v1", "authorizationpolicies"),
+    "Sidecar": ("networking.istio.io", "v1", "sidecars"),
+    "ASMEgressTrafficPolicy": ("istio.alibabacloud.com", "v1beta1", "asmegresstrafficpolicies"),
+}
+PLURALS = dict((v[2], k) for k, v in KINDS.items())
+
+
+@functools.lru_cache(maxsize=1)
+def make_env():
+    """The environment `make -s env` prints (PATH, ANSIBLE_COLLECTIONS_PATH, PYTHONPATH)."""
+    out = subprocess.run(["make", "-s", "env"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        if not line.startswith("export "):
+            continue
+        key, value = line[len("export "):].split("=", 1)
+        value = value.strip().strip('"')
+        env[key] = os.path.expandvars(value.replace("${PYTHONPATH:+:$PYTHONPATH}", ""))
+    return env
+
+
+def ansible_env(kubeconfig, **extra):
+    env = dict(make_env())
+    for key in [k for k in env if k.startswith("K8S_AUTH_") or k == "KUBECONFIG"]:
+        del env[key]
+    env.update({
+        "K8S_AUTH_KUBECONFIG": kubeconfig,
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+    })
+    env.update(extra)
+    return env
+
+
+def _parse(stdout, stderr):
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        raise AssertionError("ansible printed no JSON:\nstdout:\n%s\nstderr:\n%s"
+                             % (stdout[-4000:], stderr[-4000:]))
+
+
+def run_module(kubeconfig, args, module=MODULE, check=False, diff=False, env=None):
+    """``ansible localhost -m MODULE -a JSON``; the host's result (dict)."""
+    cmd = ["ansible", "localhost", "-m", module]
+    if args:  # `-a {}` would be taken as free-form text
+        cmd += ["-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
+                          env=ansible_env(kubeconfig, **(env or {})), timeout=600)
+    out = _parse(proc.stdout, proc.stderr)
+    result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    result["_rc"] = proc.returncode
+    result["_stderr"] = proc.stderr
+    return result
+
+
+def run_playbook(kubeconfig, playbook, extra_vars, check=False, diff=False):
+    """``ansible-playbook PLAYBOOK -e JSON``: ``(rc, [task results in order])``."""
+    cmd = ["ansible-playbook", playbook, "-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
+                          env=ansible_env(kubeconfig), timeout=600)
+    out = _parse(proc.stdout, proc.stderr)
+    tasks = [(t["task"]["name"], t["hosts"].get("localhost", {}))
+             for t in out["plays"][0]["tasks"]]
+    return proc.returncode, tasks
+
+
+def unique(prefix):
+    return "%s-%s" % (prefix, secrets.token_hex(3))
+
+
+def entry(name, host, number=443, protocol="HTTPS", **extra):
+    out = {"name": name, "hosts": [host], "port": {"number": number, "protocol": protocol}}
+    out.update(extra)
+    return out
+
+
+def rule(namespace, *entries, selector=None):
+    source = {"namespace": namespace}
+    if selector:
+        source["workload_selector"] = selector
+    return {"from": [source], "to": list(entries)}
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+def ensure_namespace(admin_api, name):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": name}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def delete_namespace(admin_api, name):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(admin_api).delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def custom(admin_api):
+    from kubernetes import client
+
+    return client.CustomObjectsApi(admin_api)
+
+
+def owned_objects(admin_api, policy):
+    """``{(kind, namespace, name): object}`` of everything carrying the policy's labels."""
+    api = custom(admin_api)
+    found = {}
+    selector = "%s=servicemesh.egress,%s=%s" % (MANAGED_BY, POLICY, policy)
+    for kind, (group, version, plural) in KINDS.items():
+        for item in api.list_cluster_custom_object(group, version, plural,
+                                                   label_selector=selector)["items"]:
+            meta = item["metadata"]
+            found[(kind, meta["namespace"], meta["name"])] = item
+    return found
+
+
+def get_object(admin_api, kind, namespace, name):
+    from kubernetes.client.rest import ApiException
+
+    group, version, plural = KINDS[kind]
+    try:
+        return custom(admin_api).get_namespaced_custom_object(group, version, namespace, plural,
+                                                              name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def create_object(admin_api, obj):
+    group, version, plural = KINDS[obj["kind"]]
+    return custom(admin_api).create_namespaced_custom_object(
+        group, version, obj["metadata"]["namespace"], plural, obj)
+
+
+def delete_object(admin_api, kind, namespace, name):
+    from kubernetes.client.rest import ApiException
+
+    group, version, plural = KINDS[kind]
+    try:
+        custom(admin_api).delete_namespaced_custom_object(group, version, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def keys(result, action=None):
+    """``{(kind, namespace, name)}`` of a module result's objects (with one action)."""
+    return set((o["kind"], o["namespace"], o["name"]) for o in result["objects"]
+               if action is None or o["action"] == action)
+
+
+# ---------------------------------------------------------------------------- audit log
+
+
+def policy_writes(controlplane, since, namespaces, prefix, dry_run=False):
+    """Write requests since the mark that touched this test's objects: any object in one of the
+    test's own ``namespaces``, or in istio-egress with a name starting with ``prefix`` (the
+    gateway name). Other sessions may write to the same control plane; their objects never
+    match. ``dry_run``: False (real writes only), True (dry runs only), None (both)."""
+    out = []
+    for write in controlplane.writes(since=since, dry_run=dry_run):
+        if write.resource not in PLURALS:
+            continue
+        if write.namespace in namespaces or (write.namespace == EGRESS_NAMESPACE
+                                             and write.name.startswith(prefix)):
+            out.append(write)
+    return out
+
+
+def wait_until(what, check, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
