@@ -35,9 +35,14 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     route_line,
     route_records,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import expand_sidecar
+from ansible_collections.servicemesh.egress.plugins.module_utils.gcpause import gc_paused
+from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import (
+    expand_sidecar,
+    sidecar_port_conflicts,
+)
 
 
+@gc_paused
 def load(data, mode=None):
     """Read, validate and assign gateway ports: ``(policy, warnings)``; raises PolicyError.
 
@@ -68,6 +73,7 @@ def load(data, mode=None):
             warnings = ambient.ambient_warnings(warnings) + ambient_warnings
         else:
             warnings = warnings + port_warnings
+            errors = errors + sidecar_port_conflicts(policy)
     if errors:
         raise PolicyError(errors, warnings)
     if policy.effective_mode == ambient.MODE:
@@ -83,6 +89,7 @@ def load(data, mode=None):
     return policy, warnings
 
 
+@gc_paused
 def expand(data, mode=None):
     """``(objects, warnings)``: every Kubernetes object the policy needs, in apply order."""
     policy, warnings = load(data, mode)
@@ -111,6 +118,7 @@ def gateway_info(policy):
     }
 
 
+@gc_paused
 def render(data, mode=None):
     """Everything a render produces, as plain data.
 

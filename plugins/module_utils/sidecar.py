@@ -49,6 +49,9 @@ NETWORKING = "networking.istio.io/v1"
 SECURITY = "security.istio.io/v1"
 MESH = "mesh"
 IN_CLUSTER_HOSTS = "*/*.svc." + CLUSTER_DOMAIN
+# The CA bundle of Istio's proxy image: TLS originated at the gateway verifies the external
+# host's certificate against it (and Istio's analyzers want it named, IST0128).
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def upstream_host(policy, target):
@@ -210,6 +213,7 @@ def _upstream_service_entry(ctx, target):
         "exportTo": ["."],
     }
     if target.by_address:
+        spec["addresses"] = list(target.addresses)
         spec["resolution"] = "STATIC"
         spec["endpoints"] = [{"address": a.split("/")[0]} for a in target.addresses]
     else:
@@ -223,7 +227,8 @@ def _origination_rule(ctx, target):
     return {"apiVersion": NETWORKING, "kind": "DestinationRule",
             "metadata": ctx.meta(ctx.name(target.name, "upstream")),
             "spec": {"host": upstream_host(ctx.policy, target), "exportTo": ["."],
-                     "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": target.hosts[0]}}}}
+                     "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": target.hosts[0],
+                                               "caCertificates": SYSTEM_CA_BUNDLE}}}}
 
 
 def _gateway_virtual_service(ctx, target):
@@ -312,52 +317,98 @@ def _authorization_policy(ctx):
 
 
 def sidecar_scopes(policy):
-    """Per namespace that uses a workload selector: the hosts granted to the whole namespace and
-    to each selector: ``{namespace: (namespace_hosts, {selector_items: (selector, hosts)})}``.
+    """Per namespace that uses a workload selector: the entries granted to the whole namespace and
+    to each selector: ``{namespace: (namespace_targets, {selector_items: (selector, targets)})}``.
     """
     whole = {}
     selected = {}
     for rule in policy.rules:
-        hosts = []
-        for target in rule.targets:
-            hosts.extend(client_hosts(policy, target))
         for source in rule.sources:
             if source.workload_selector:
                 key = tuple(sorted(source.workload_selector.items()))
                 scope = selected.setdefault(source.namespace, {})
-                entry = scope.setdefault(key, (dict(source.workload_selector), []))
-                entry[1].extend(hosts)
+                scope.setdefault(key, (dict(source.workload_selector), []))[1].extend(rule.targets)
             else:
-                whole.setdefault(source.namespace, []).extend(hosts)
+                whole.setdefault(source.namespace, []).extend(rule.targets)
     return {ns: (whole.get(ns, []), scopes) for ns, scopes in selected.items()}
 
 
-def _egress_hosts(hosts):
-    return [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(set(hosts))]
+# Sidecar egress listeners name the protocol of their port.
+_LISTENER_PROTOCOL = {HTTP: "HTTP", HTTPS: "TLS", TCP: "TCP"}
+
+
+def sidecar_listeners(policy, targets):
+    """The egress listeners of a Sidecar whose workloads may use ``targets``.
+
+    A Sidecar imports a host on every port, so each port the workloads may use gets a listener of
+    its own that imports only the hosts granted on that port (plus every in-cluster service); the
+    last listener imports in-cluster services alone, for all other ports.
+    """
+    ports = OrderedDict()
+    for target in targets:
+        protocols, hosts = ports.setdefault(target.port.number, (set(), set()))
+        protocols.add(_LISTENER_PROTOCOL[target.protocol])
+        hosts.update(client_hosts(policy, target))
+    listeners = []
+    for number in sorted(ports):
+        protocols, hosts = ports[number]
+        protocol = sorted(protocols)[0]
+        listeners.append({
+            "port": {"number": number, "protocol": protocol,
+                     "name": "%s-%d" % (protocol.lower(), number)},
+            "hosts": [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(hosts)],
+        })
+    listeners.append({"hosts": [IN_CLUSTER_HOSTS]})
+    return listeners
+
+
+def sidecar_port_conflicts(policy):
+    """Errors for ports one Sidecar would have to give two protocols (Istio allows one)."""
+    errors = []
+    for namespace, (ns_targets, scopes) in sorted(sidecar_scopes(policy).items()):
+        groups = [("the whole namespace", ns_targets)]
+        groups += [("workloads %s" % ",".join("%s=%s" % kv for kv in key), list(t) + ns_targets)
+                   for key, (dummy, t) in sorted(scopes.items())]
+        for who, targets in groups:
+            seen = {}
+            for target in targets:
+                first = seen.setdefault(target.port.number, target)
+                if _LISTENER_PROTOCOL[first.protocol] != _LISTENER_PROTOCOL[target.protocol]:
+                    errors.append(
+                        "%s.port.protocol: %s of namespace %s would use port %d for %s (%s) and "
+                        "%s (%s), but a Sidecar, which enforces workload selectors, gives each "
+                        "port one protocol" % (target.path, who, namespace, target.port.number,
+                                               first.name, first.protocol, target.name,
+                                               target.protocol)
+                    )
+                    break
+    return errors
 
 
 def _sidecars(ctx):
     objects = []
     warnings = []
-    for namespace, (ns_hosts, scopes) in sorted(sidecar_scopes(ctx.policy).items()):
+    for namespace, (ns_targets, scopes) in sorted(sidecar_scopes(ctx.policy).items()):
         objects.append({
             "apiVersion": NETWORKING, "kind": "Sidecar",
             "metadata": ctx.meta(ctx.name("default"), namespace),
-            "spec": {"egress": [{"hosts": _egress_hosts(ns_hosts)}]},
+            "spec": {"egress": sidecar_listeners(ctx.policy, ns_targets)},
         })
-        for key, (selector, hosts) in sorted(scopes.items()):
+        for key, (selector, targets) in sorted(scopes.items()):
             text = ",".join("%s=%s" % kv for kv in key)
             objects.append({
                 "apiVersion": NETWORKING, "kind": "Sidecar",
                 "metadata": ctx.meta(ctx.name(short_hash(text)), namespace),
                 "spec": {"workloadSelector": {"labels": selector},
-                         "egress": [{"hosts": _egress_hosts(list(hosts) + list(ns_hosts))}]},
+                         "egress": sidecar_listeners(ctx.policy,
+                                                     list(targets) + list(ns_targets))},
             })
         warnings.append(
             "namespace %s: workload selectors are enforced by Sidecar resources; the workloads "
             "there that no selector of this policy picks see only in-cluster services (%s) and "
-            "the external hosts this policy grants to the whole namespace"
-            % (namespace, IN_CLUSTER_HOSTS)
+            "the external hosts this policy grants to the whole namespace, and each port an "
+            "external host is granted on carries that entry's protocol for in-cluster services "
+            "too" % (namespace, IN_CLUSTER_HOSTS)
         )
     return objects, warnings
 

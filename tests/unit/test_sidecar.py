@@ -1,7 +1,7 @@
 """Sidecar-mode expansion of the seed examples, checked hop by hop."""
 import pytest
 
-from helpers import example, http, https, params, tcp
+from helpers import errors, example, http, https, params, tcp
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, render
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
@@ -111,8 +111,47 @@ def test_seed1_selector_scoped_by_sidecars(seed1):
     assert "workloadSelector" not in default["spec"]
     assert default["spec"]["egress"] == [{"hosts": ["*/*.svc.cluster.local"]}]
     assert selected["spec"]["workloadSelector"] == {"labels": {"app": "sleep-a"}}
-    assert selected["spec"]["egress"] == [{"hosts": [
-        "*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"]}]
+    assert selected["spec"]["egress"] == [
+        {"port": {"number": 80, "protocol": "HTTP", "name": "http-80"},
+         "hosts": ["*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"]},
+        {"hosts": ["*/*.svc.cluster.local"]},
+    ]
+
+
+def test_sidecars_import_hosts_only_on_their_granted_ports():
+    # login.example.com: the whole namespace on 8443 (HTTPS), app=a also on 80 (HTTP).
+    data = params(https(name="login-tls", hosts=["login.example.com"], number=8443),
+                  sources=[{"namespace": "team-a"}])
+    data["egress_rules"].append({
+        "from": [{"namespace": "team-a", "workload_selector": {"app": "a"}}],
+        "to": [http(name="login-http", hosts=["login.example.com"], number=80)]})
+    sidecars = {("workloadSelector" in o["spec"]): o["spec"]["egress"]
+                for o in expand(data)[0] if o["kind"] == "Sidecar"}
+    assert sidecars[False] == [
+        {"port": {"number": 8443, "protocol": "TLS", "name": "tls-8443"},
+         "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
+        {"hosts": ["*/*.svc.cluster.local"]},
+    ]
+    assert sidecars[True] == [
+        {"port": {"number": 80, "protocol": "HTTP", "name": "http-80"},
+         "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
+        {"port": {"number": 8443, "protocol": "TLS", "name": "tls-8443"},
+         "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
+        {"hosts": ["*/*.svc.cluster.local"]},
+    ]
+
+
+def test_one_protocol_per_port_where_sidecars_scope_selectors():
+    data = params(http(name="web", hosts=["a.example.com"], number=8080),
+                  tcp(name="db", hosts=["b.example.com"], number=8080),
+                  sources=[{"namespace": "team-a", "workload_selector": {"app": "a"}}])
+    assert errors(data) == [
+        "egress_rules[0].to[1].port.protocol: workloads app=a of namespace team-a would use port "
+        "8080 for web (HTTP) and db (TCP), but a Sidecar, which enforces workload selectors, "
+        "gives each port one protocol"
+    ]
+    del data["egress_rules"][0]["from"][0]["workload_selector"]
+    assert errors(data) == []
 
 
 def test_every_object_carries_ownership_labels_and_valid_names(seed1, seed2, seed3):
@@ -141,7 +180,8 @@ def test_seed2_upgrade_originates_tls_to_443_on_its_own_cluster(seed2):
     assert se["endpoints"] == [{"address": "www.httpbin.org"}]
     dr = get(seed2, "DestinationRule", "istio-egress", "egressgateway-a-httpbin-service-http-upstream")
     assert dr == {"host": upstream("httpbin-service-http"), "exportTo": ["."],
-                  "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "www.httpbin.org"}}}
+                  "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "www.httpbin.org",
+                                            "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}}}
 
 
 def test_seed2_passthrough_is_not_originated(seed2):
@@ -217,6 +257,7 @@ def test_seed3_tcp_by_address(seed3):
                                                      "port": {"number": 12278}}}]}]
     upstream_se = get(objects, "ServiceEntry", "istio-egress", "egressgateway-a-tcp-svc1-upstream")
     assert upstream_se["resolution"] == "STATIC"
+    assert upstream_se["addresses"] == ["1.1.1.1"]
     assert upstream_se["endpoints"] == [{"address": "1.1.1.1"}]
     assert upstream_se["ports"] == [{"number": 44, "name": "tcp-44", "protocol": "TCP"}]
 
