@@ -108,13 +108,20 @@ class Applier:
 
         ``kinds`` are ``(api_version, kind)``; kinds the server does not serve are skipped.
         """
+        served = [r for r in (self.resource(v, k) for v, k in kinds) if r is not None]
+
+        def one(res):
+            return self.client.list(res.collection_path(), res.op("list"),
+                                    label_selector=selector) or []
+
+        # One list per kind, sent together: the API server answers them in parallel.
+        if len(served) > 1 and self.workers > 1 and ThreadPoolExecutor is not None:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(served))) as pool:
+                lists = list(pool.map(one, served))
+        else:
+            lists = [one(res) for res in served]
         found = {}
-        for api_version, kind in kinds:
-            res = self.resource(api_version, kind)
-            if res is None:
-                continue
-            items = self.client.list(res.collection_path(), res.op("list"),
-                                     label_selector=selector) or []
+        for items in lists:
             for item in items:
                 found[identity(item)] = item
         return found

@@ -225,7 +225,7 @@ class Client:
             return None
         return result
 
-    def list(self, path, op, label_selector=None, limit=500):
+    def list(self, path, op, label_selector=None, limit=1000):
         """Every item of a collection, following ``continue`` tokens; items get apiVersion/kind.
 
         Returns None when the collection does not exist (404: the resource or the namespace).

@@ -212,14 +212,42 @@ def why_different(desired, live, manager, annotation):
     fields = managed_fields(live, manager)
     if fields is None:
         return "no field is owned by %s" % manager
-    for path in leaf_paths(desired):
-        if not owns(fields, path):
-            others = owners(live, path)
-            return "%s is managed by %s" % (
-                format_path(path), ", ".join(others) if others else "nobody (removed)")
-    found = first_difference(desired, live)
-    if found is not None:
-        return "%s differs" % format_path(found)
+    problem = _first_problem(desired, live, fields, ())
+    if problem is None:
+        return None
+    what, path = problem
+    if what == "owner":
+        others = owners(live, path)
+        return "%s is managed by %s" % (
+            format_path(path), ", ".join(others) if others else "nobody (removed)")
+    return "%s differs" % format_path(path)
+
+
+def _first_problem(desired, live, fields, path):
+    """One walk of ``desired``: the first leaf we do not own (``("owner", path)``) or whose
+    live value differs (``("value", path)``), or None. Same rules as :func:`leaf_paths`,
+    :func:`owns` and :func:`first_difference`, without building every path."""
+    for key, value in desired.items():
+        if value is None:
+            continue
+        if not path and key in ("apiVersion", "kind"):
+            continue
+        if path == ("metadata",) and key in ("name", "namespace"):
+            continue
+        here = path + (key,)
+        owned = fields.get("f:%s" % key) if isinstance(fields, dict) else None
+        if owned is None:
+            return "owner", here
+        have = live.get(key) if isinstance(live, dict) else None
+        if isinstance(value, dict) and value:
+            if not isinstance(have, dict):
+                return "value", here
+            found = _first_problem(value, have, owned, here)
+            if found is not None:
+                return found
+        elif key not in live or first_difference(value, have) is not None:
+            found = first_difference(value, have, here) if key in live else here
+            return "value", found or here
     return None
 
 
