@@ -9,10 +9,13 @@ import os
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import SEEDS, errors, example, http, https, params, tcp, warnings
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import (
     expand,
     load,
@@ -595,3 +598,90 @@ def test_waypoint_named_like_the_gateway_warns():
         "names the waypoint's Deployment and Service egressgateway-a in istio-egress, the names "
         "of the sidecar-mode gateway's own Deployment and Service; remove that gateway first or "
         "leave the name out (default egressgateway-a-waypoint)"]
+
+
+# ---------------------------------------------------------------------------- properties
+
+_labels = st.from_regex(r"[a-z][a-z0-9-]{0,8}[a-z0-9]", fullmatch=True)
+_hosts = st.builds(lambda a, b: "%s.%s" % (a, b), st.sampled_from(["a", "b", "c", "d"]),
+                   st.sampled_from(["com", "org"]))
+
+
+@st.composite
+def _policies(draw):
+    """Valid-looking policies whose entries share hosts and addresses a lot."""
+    rules = []
+    index = 0
+    for _ in range(draw(st.integers(1, 3))):
+        targets = []
+        for _ in range(draw(st.integers(1, 4))):
+            protocol = draw(st.sampled_from(["HTTP", "HTTPS", "TCP"]))
+            entry = {"name": "e%d" % index,
+                     "hosts": draw(st.lists(_hosts, min_size=1, max_size=3, unique=True)),
+                     "port": {"number": draw(st.sampled_from([80, 443, 8080, 5432])),
+                              "protocol": protocol}}
+            index += 1
+            if protocol == "TCP" and draw(st.booleans()):
+                entry["hosts"] = draw(st.lists(st.sampled_from(
+                    ["192.0.2.1", "192.0.2.2", "192.0.2.3/32"]), min_size=1, max_size=2,
+                    unique=True))
+            if protocol == "HTTP" and draw(st.booleans()):
+                entry["https_upgrade"] = {"port": 443 if entry["port"]["number"] != 443 else 8443}
+            if protocol == "HTTP" and draw(st.booleans()):
+                entry["http"] = {"methods": ["GET"], "timeout": "3s"}
+            targets.append(entry)
+        sources = draw(st.lists(st.fixed_dictionaries(
+            {"namespace": _labels},
+            optional={"workload_selector": st.dictionaries(_labels, _labels, min_size=1,
+                                                           max_size=1),
+                      "service_accounts": st.lists(_labels, min_size=1, max_size=2)}),
+            min_size=1, max_size=2))
+        rules.append({"from": sources, "to": targets})
+    data = {"gateway": "gw", "egress_rules": rules}
+    if draw(st.booleans()):
+        data["waypoint"] = {"namespace": draw(_labels), "create": draw(st.booleans())}
+    return data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_policies())
+def test_any_valid_policy_expands_consistently(data):
+    try:
+        result = render(copy.deepcopy(data), "ambient")
+    except PolicyError as exc:  # e.g. the same host and port in two entries: the shared rules
+        # ambient mode adds no error of its own for these policies (sidecar mode may add some)
+        assert exc.errors and set(exc.errors) <= set(errors(data))
+        return
+    objects = result["objects"]
+    entries = kinds(objects, "ServiceEntry")
+    names = [e["metadata"]["name"] for e in entries]
+    assert len(names) == len(set(names))
+    # every host and address is in exactly one ServiceEntry; every port of one entry is unique
+    keys = [k for e in entries for k in e["spec"].get("addresses") or e["spec"]["hosts"]]
+    assert len(keys) == len(set(keys))
+    for entry in entries:
+        numbers = [p["number"] for p in entry["spec"]["ports"]]
+        assert len(numbers) == len(set(numbers))
+        assert len(set(p["name"] for p in entry["spec"]["ports"])) == len(numbers)
+    # every ServiceEntry has its AuthorizationPolicy, with one rule per port
+    policies = {p["spec"]["targetRefs"][0]["name"]: p
+                for p in kinds(objects, "AuthorizationPolicy")}
+    assert sorted(policies) == sorted(names)
+    for entry in entries:
+        ports = [r["to"][0]["operation"]["ports"] for r in
+                 policies[entry["metadata"]["name"]]["spec"]["rules"]]
+        assert ports == [[str(p["number"])] for p in entry["spec"]["ports"]]
+    # TLS origination exactly on the ports that have a targetPort, per host
+    originated = set((h, p["number"]) for e in entries for h in e["spec"]["hosts"]
+                     for p in e["spec"]["ports"] if "targetPort" in p)
+    rules = kinds(objects, "DestinationRule")
+    assert set((r["spec"]["host"], s["port"]["number"]) for r in rules
+               for s in r["spec"]["trafficPolicy"]["portLevelSettings"]) == originated
+    assert len(set(r["spec"]["host"] for r in rules)) == len(rules)
+    # one record per (entry, host or address, source); every line names the waypoint
+    assert len(result["routes"]) == len(result["route_lines"])
+    waypoint = result["gateway"]["name"]
+    assert all(" -> waypoint " in line and waypoint in line for line in result["route_lines"])
+    # unique object identities
+    identities = [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects]
+    assert len(identities) == len(set(identities))
