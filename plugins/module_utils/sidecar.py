@@ -337,79 +337,109 @@ def sidecar_scopes(policy):
 _LISTENER_PROTOCOL = {HTTP: "HTTP", HTTPS: "TLS", TCP: "TCP"}
 
 
-def sidecar_listeners(policy, targets):
-    """The egress listeners of a Sidecar whose workloads may use ``targets``.
-
-    A Sidecar imports a host on every port, so each port the workloads may use gets a listener of
-    its own that imports only the hosts granted on that port (plus every in-cluster service); the
-    last listener imports in-cluster services alone, for all other ports.
-    """
+def _host_ports(policy, targets):
+    """``{client host: {port number: target}}`` in policy order."""
     ports = OrderedDict()
     for target in targets:
-        protocols, hosts = ports.setdefault(target.port.number, (set(), set()))
-        protocols.add(_LISTENER_PROTOCOL[target.protocol])
-        hosts.update(client_hosts(policy, target))
+        for host in client_hosts(policy, target):
+            ports.setdefault(host, OrderedDict()).setdefault(target.port.number, target)
+    return ports
+
+
+def sidecar_listeners(policy, targets, namespace_ports):
+    """The egress listeners of a Sidecar whose workloads may use ``targets``: ``(listeners,
+    conflicts)``, where ``namespace_ports`` maps each client host of the namespace to the ports
+    its ServiceEntry registers there.
+
+    A Sidecar imports a host on every port its ServiceEntry has. A host granted on all of them is
+    imported by the last, port-less listener (where Istio tells services apart by address and
+    port). A host granted on only some gets a listener per granted port instead, importing it
+    there alone; hosts of the port-less listener that share such a port are imported on that
+    listener too, since the most specific port wins. ``conflicts`` lists ``(port, targets)`` for a
+    port listener whose hosts disagree on the protocol: a listener has one.
+    """
+    granted = _host_ports(policy, targets)
+    partial = [h for h, ports in granted.items() if set(ports) != set(namespace_ports[h])]
+    whole = [h for h in granted if h not in partial]
+    by_port = OrderedDict()
+    for host in partial:
+        for number, target in granted[host].items():
+            by_port.setdefault(number, OrderedDict())[host] = target
+    for host in whole:
+        for number, target in granted[host].items():
+            if number in by_port:
+                by_port[number][host] = target
     listeners = []
-    for number in sorted(ports):
-        protocols, hosts = ports[number]
-        protocol = sorted(protocols)[0]
+    conflicts = []
+    for number in sorted(by_port):
+        members = by_port[number]
+        protocols = sorted(set(_LISTENER_PROTOCOL[t.protocol] for t in members.values()))
+        if len(protocols) > 1:
+            conflicts.append((number, list(OrderedDict.fromkeys(members.values()))))
         listeners.append({
-            "port": {"number": number, "protocol": protocol,
-                     "name": "%s-%d" % (protocol.lower(), number)},
-            "hosts": [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(hosts)],
+            "port": {"number": number, "protocol": protocols[0],
+                     "name": "%s-%d" % (protocols[0].lower(), number)},
+            "hosts": [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(members)],
         })
-    listeners.append({"hosts": [IN_CLUSTER_HOSTS]})
-    return listeners
+    listeners.append({"hosts": [IN_CLUSTER_HOSTS] + ["./%s" % h for h in sorted(whole)]})
+    return listeners, conflicts
+
+
+def sidecar_plan(policy):
+    """``(sidecars, errors)``: per namespace using a workload selector, the namespace-wide Sidecar
+    and one per selector, as ``(namespace, selector or None, listeners)``."""
+    granted = granted_targets(policy)
+    sidecars = []
+    errors = []
+    for namespace, (ns_targets, scopes) in sorted(sidecar_scopes(policy).items()):
+        namespace_ports = _host_ports(policy, granted[namespace])
+        groups = [(None, "the workloads of namespace %s no selector picks" % namespace,
+                   ns_targets)]
+        groups += [(selector, "the workloads %s of namespace %s"
+                    % (",".join("%s=%s" % kv for kv in key), namespace),
+                    list(targets) + list(ns_targets))
+                   for key, (selector, targets) in sorted(scopes.items())]
+        for selector, who, targets in groups:
+            listeners, conflicts = sidecar_listeners(policy, targets, namespace_ports)
+            sidecars.append((namespace, selector, listeners))
+            for number, members in conflicts:
+                errors.append(
+                    "%s.port.protocol: %s would use port %d for %s, but the Sidecar that "
+                    "enforces workload selectors gives a port one protocol"
+                    % (members[-1].path, who, number,
+                       " and ".join("%s (%s)" % (t.name, t.protocol) for t in members))
+                )
+    return sidecars, errors
 
 
 def sidecar_port_conflicts(policy):
     """Errors for ports one Sidecar would have to give two protocols (Istio allows one)."""
-    errors = []
-    for namespace, (ns_targets, scopes) in sorted(sidecar_scopes(policy).items()):
-        groups = [("the whole namespace", ns_targets)]
-        groups += [("workloads %s" % ",".join("%s=%s" % kv for kv in key), list(t) + ns_targets)
-                   for key, (dummy, t) in sorted(scopes.items())]
-        for who, targets in groups:
-            seen = {}
-            for target in targets:
-                first = seen.setdefault(target.port.number, target)
-                if _LISTENER_PROTOCOL[first.protocol] != _LISTENER_PROTOCOL[target.protocol]:
-                    errors.append(
-                        "%s.port.protocol: %s of namespace %s would use port %d for %s (%s) and "
-                        "%s (%s), but a Sidecar, which enforces workload selectors, gives each "
-                        "port one protocol" % (target.path, who, namespace, target.port.number,
-                                               first.name, first.protocol, target.name,
-                                               target.protocol)
-                    )
-                    break
-    return errors
+    return sidecar_plan(policy)[1]
 
 
 def _sidecars(ctx):
     objects = []
     warnings = []
-    for namespace, (ns_targets, scopes) in sorted(sidecar_scopes(ctx.policy).items()):
-        objects.append({
-            "apiVersion": NETWORKING, "kind": "Sidecar",
-            "metadata": ctx.meta(ctx.name("default"), namespace),
-            "spec": {"egress": sidecar_listeners(ctx.policy, ns_targets)},
-        })
-        for key, (selector, targets) in sorted(scopes.items()):
-            text = ",".join("%s=%s" % kv for kv in key)
+    for namespace, selector, listeners in sidecar_plan(ctx.policy)[0]:
+        if selector is None:
             objects.append({
                 "apiVersion": NETWORKING, "kind": "Sidecar",
-                "metadata": ctx.meta(ctx.name(short_hash(text)), namespace),
-                "spec": {"workloadSelector": {"labels": selector},
-                         "egress": sidecar_listeners(ctx.policy,
-                                                     list(targets) + list(ns_targets))},
+                "metadata": ctx.meta(ctx.name("default"), namespace),
+                "spec": {"egress": listeners},
             })
-        warnings.append(
-            "namespace %s: workload selectors are enforced by Sidecar resources; the workloads "
-            "there that no selector of this policy picks see only in-cluster services (%s) and "
-            "the external hosts this policy grants to the whole namespace, and each port an "
-            "external host is granted on carries that entry's protocol for in-cluster services "
-            "too" % (namespace, IN_CLUSTER_HOSTS)
-        )
+            warnings.append(
+                "namespace %s: workload selectors are enforced by Sidecar resources; the workloads "
+                "there that no selector of this policy picks see only in-cluster services (%s) "
+                "and the external hosts this policy grants to the whole namespace"
+                % (namespace, IN_CLUSTER_HOSTS)
+            )
+            continue
+        text = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+        objects.append({
+            "apiVersion": NETWORKING, "kind": "Sidecar",
+            "metadata": ctx.meta(ctx.name(short_hash(text)), namespace),
+            "spec": {"workloadSelector": {"labels": selector}, "egress": listeners},
+        })
     return objects, warnings
 
 

@@ -157,10 +157,23 @@ const externalAddress = "203.0.113.10"
 // (the default) and with Istio's DNS proxy plus auto-allocated addresses. TCP by name only
 // works with the DNS proxy (ASM says so too), so it is checked with it alone.
 func (c *checker) clientVariants(r Route) []bool {
-	if r.Protocol == "TCP" && !isIP(r.Host) {
+	if r.Protocol == "TCP" && c.tcpByNameOnPort(r.Port) {
+		// TCP by name needs Istio's DNS proxy with address auto-allocation (the render warns
+		// about every such entry): without it the sidecar sends all TCP traffic on that port to
+		// the named host's route, so no TCP call on that port is meaningful without it.
 		return []bool{true}
 	}
 	return []bool{false, true}
+}
+
+// tcpByNameOnPort: does the policy route TCP by host name on this port?
+func (c *checker) tcpByNameOnPort(port int) bool {
+	for _, r := range c.in.Routes.Routes {
+		if r.Protocol == "TCP" && r.Port == port && !isIP(r.Host) {
+			return true
+		}
+	}
+	return false
 }
 
 func isIP(h string) bool {

@@ -112,10 +112,7 @@ def test_seed1_selector_scoped_by_sidecars(seed1):
     assert default["spec"]["egress"] == [{"hosts": ["*/*.svc.cluster.local"]}]
     assert selected["spec"]["workloadSelector"] == {"labels": {"app": "sleep-a"}}
     assert selected["spec"]["egress"] == [
-        {"port": {"number": 80, "protocol": "HTTP", "name": "http-80"},
-         "hosts": ["*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"]},
-        {"hosts": ["*/*.svc.cluster.local"]},
-    ]
+        {"hosts": ["*/*.svc.cluster.local", "./httpbin.org", "./www.httpbin.org"]}]
 
 
 def test_sidecars_import_hosts_only_on_their_granted_ports():
@@ -127,30 +124,45 @@ def test_sidecars_import_hosts_only_on_their_granted_ports():
         "to": [http(name="login-http", hosts=["login.example.com"], number=80)]})
     sidecars = {("workloadSelector" in o["spec"]): o["spec"]["egress"]
                 for o in expand(data)[0] if o["kind"] == "Sidecar"}
+    # The other workloads get login.example.com on 8443 only ...
     assert sidecars[False] == [
         {"port": {"number": 8443, "protocol": "TLS", "name": "tls-8443"},
          "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
         {"hosts": ["*/*.svc.cluster.local"]},
     ]
-    assert sidecars[True] == [
-        {"port": {"number": 80, "protocol": "HTTP", "name": "http-80"},
-         "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
-        {"port": {"number": 8443, "protocol": "TLS", "name": "tls-8443"},
-         "hosts": ["*/*.svc.cluster.local", "./login.example.com"]},
-        {"hosts": ["*/*.svc.cluster.local"]},
+    # ... app=a on every port the namespace registers it on.
+    assert sidecars[True] == [{"hosts": ["*/*.svc.cluster.local", "./login.example.com"]}]
+
+
+def test_fully_granted_hosts_on_a_port_listener_port_join_it():
+    data = params(http(name="web", hosts=["a.example.com"], number=8080),
+                  http(name="api", hosts=["b.example.com"], number=8080),
+                  sources=[{"namespace": "team-a"}])
+    data["egress_rules"].append({
+        "from": [{"namespace": "team-a", "workload_selector": {"app": "x"}}],
+        "to": [http(name="admin", hosts=["a.example.com"], number=9090)]})
+    default = next(o["spec"]["egress"] for o in expand(data)[0]
+                   if o["kind"] == "Sidecar" and "workloadSelector" not in o["spec"])
+    assert default == [
+        {"port": {"number": 8080, "protocol": "HTTP", "name": "http-8080"},
+         "hosts": ["*/*.svc.cluster.local", "./a.example.com", "./b.example.com"]},
+        {"hosts": ["*/*.svc.cluster.local", "./b.example.com"]},
     ]
 
 
-def test_one_protocol_per_port_where_sidecars_scope_selectors():
+def test_one_protocol_per_sidecar_port_listener():
     data = params(http(name="web", hosts=["a.example.com"], number=8080),
                   tcp(name="db", hosts=["b.example.com"], number=8080),
-                  sources=[{"namespace": "team-a", "workload_selector": {"app": "a"}}])
+                  sources=[{"namespace": "team-a"}])
+    data["egress_rules"].append({
+        "from": [{"namespace": "team-a", "workload_selector": {"app": "x"}}],
+        "to": [tcp(name="admin", hosts=["a.example.com"], number=9090)]})
     assert errors(data) == [
-        "egress_rules[0].to[1].port.protocol: workloads app=a of namespace team-a would use port "
-        "8080 for web (HTTP) and db (TCP), but a Sidecar, which enforces workload selectors, "
-        "gives each port one protocol"
+        "egress_rules[0].to[1].port.protocol: the workloads of namespace team-a no selector picks "
+        "would use port 8080 for web (HTTP) and db (TCP), but the Sidecar that enforces workload "
+        "selectors gives a port one protocol"
     ]
-    del data["egress_rules"][0]["from"][0]["workload_selector"]
+    del data["egress_rules"][1]
     assert errors(data) == []
 
 
