@@ -237,11 +237,11 @@ def _script(*args, check=True):
 def controlplane():
     """A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager).
 
-    Reuses one that ``scripts/controlplane status`` reports running (and leaves it running);
-    otherwise runs ``scripts/controlplane up`` (building the binaries if the cache lacks them:
-    ``make integration`` builds them first) and runs ``scripts/controlplane down`` at the end of
-    the session, whether tests passed or not (unless another live test session in the same
-    working tree still uses it: then it is left running, and says so).
+    Runs ``scripts/controlplane up`` (building the binaries if the cache lacks them: ``make
+    integration`` builds them first). When that started it, ``scripts/controlplane down`` runs
+    at the end of the session, whether tests passed or not (unless another live test session
+    in the same working tree still uses it: then it is left running, and says so); one that was
+    already running (``scripts/controlplane up`` by hand) is reused and left running.
 
     Returns a :class:`ControlPlane`:
 
@@ -264,14 +264,13 @@ def controlplane():
     The cluster is shared by the whole session (and by a developer's running one): create
     uniquely named namespaces and clean up what you create.
     """
-    status = _script("status", "--json", check=False)
-    started_here = status.returncode != 0
+    # `up` is a no-op when it is running; "started" tells whether this call started it (another
+    # session may have started it since a status check).
+    started_here = False
     others = []
     try:
-        if started_here:
-            _script("up")
-            status = _script("status", "--json")
-        info = json.loads(status.stdout)
+        info = json.loads(_script("up", "--json").stdout)
+        started_here = info["started"]
         # Sessions sharing a working tree share its control plane: each session using it leaves
         # a file named after its pid, and the session that started it stops it only when no
         # other live session still uses it.
