@@ -244,7 +244,7 @@ def sidecar_conflicts(applier, desired, owned, owner_labels):
 # ---------------------------------------------------------------------------- the runs
 
 
-def make_applier(client, check_mode=False, diff=False, workers=6):
+def make_applier(client, check_mode=False, diff=False, workers=4):
     return Applier(client, Discovery(client), FIELD_MANAGER, HASH_ANNOTATION,
                    check_mode=check_mode, diff=diff, workers=workers)
 
@@ -255,7 +255,7 @@ def render_params(params):
     return render(data, params.get("mode"))
 
 
-def apply_policy(params, client_factory, check_mode=False, diff=False, workers=6):
+def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: present``: the result dict; raises EgressFailure (PolicyError before that)."""
     output = params.get("output") or "expanded"
     rendered = render_params(params)  # every validation error, before any request
@@ -303,7 +303,7 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=6
     return _finish(outcome, base, warnings, client, check_mode)
 
 
-def delete_policy(params, client_factory, check_mode=False, diff=False, workers=6):
+def delete_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: absent``: delete every object the policy owns (and its resource)."""
     name = policy_name(params)
     base = {"policy": name, "output": params.get("output") or "expanded", "mode": None,

@@ -349,6 +349,32 @@ def test_output_crd_and_both(policy):
     assert policy.live() == {}
 
 
+def test_ambient_mode_applies_a_waypoint_and_converges(policy, admin_api):
+    params = policy.params(mode="ambient")
+    created = ok(policy.run(params))
+    kinds = {(o["api_version"], o["kind"]) for o in created["objects"]}
+    assert ("gateway.networking.k8s.io/v1", "Gateway") in kinds
+    assert ("networking.istio.io/v1", "ServiceEntry") in kinds
+    assert all(o["namespace"] == EGRESS_NAMESPACE for o in created["objects"])
+    assert any("waypoint" in line for line in created["routes"])
+    from kubernetes import client
+
+    waypoint = client.CustomObjectsApi(admin_api).get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", EGRESS_NAMESPACE, "gateways",
+        [o["name"] for o in created["objects"] if o["kind"] == "Gateway"][0])
+    assert waypoint["metadata"]["labels"][POLICY] == policy.gateway
+    mark = policy.mark()
+    assert ok(policy.run(params))["changed"] is False
+    assert policy.writes(mark, dry_run=None) == []
+    # back to sidecar mode: the waypoint and the ambient objects are pruned
+    sidecar = ok(policy.run(policy.params()))
+    assert ("Gateway", EGRESS_NAMESPACE, [o["name"] for o in created["objects"]
+                                          if o["kind"] == "Gateway"][0]) in keys(
+        sidecar, "deleted")
+    gone = ok(policy.run({"gateway": policy.gateway, "state": "absent"}))
+    assert gone["changed"] is True
+
+
 def test_policy_from_src_and_definition(policy, tmp_path):
     resource = {
         "apiVersion": "istio.alibabacloud.com/v1beta1", "kind": "ASMEgressTrafficPolicy",

@@ -194,3 +194,24 @@ def test_discovery_falls_back_to_the_classic_walk():
         "authorizationpolicies"
     assert discovery.find("networking.istio.io/v1", "Sidecar") is None  # no request: not listed
     assert len(api.requests) == 2
+
+
+def test_token_refresh_hook_is_throttled():
+    calls = []
+    now = [100.0]
+
+    class Config:
+        refresh_api_key_hook = None
+
+    config = Config()
+    config.refresh_api_key_hook = calls.append
+    kclient.throttle_refresh(config, interval=5.0, clock=lambda: now[0])
+    for attempt in range(3):
+        config.refresh_api_key_hook(config)
+        assert attempt == 0 or len(calls) == 1
+    assert len(calls) == 1
+    now[0] += 6
+    config.refresh_api_key_hook(config)
+    assert len(calls) == 2
+    kclient.throttle_refresh(config)  # wrapping twice keeps one throttle
+    assert config.refresh_api_key_hook._throttled

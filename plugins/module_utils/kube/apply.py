@@ -67,7 +67,7 @@ class Applier:
     """
 
     def __init__(self, client, discovery, field_manager, annotation, check_mode=False,
-                 diff=False, workers=6):
+                 diff=False, workers=4):
         self.client = client
         self.discovery = discovery
         self.field_manager = field_manager
