@@ -73,7 +73,8 @@ def load(data, mode=None):
             warnings = ambient.ambient_warnings(warnings) + ambient_warnings
         else:
             warnings = warnings + port_warnings
-            errors = errors + sidecar_port_conflicts(policy)
+            if not errors:
+                errors = sidecar_port_conflicts(policy)
     if errors:
         raise PolicyError(errors, warnings)
     if policy.effective_mode == ambient.MODE:

@@ -688,6 +688,7 @@ def _read_source(reader, raw, path):
             path + ".namespace",
             "must be a DNS-1123 label (a Kubernetes namespace name), got %s" % _show(namespace),
         )
+        namespace = None
     selector = None
     selector_path = "%s.%s" % (path, selector_key)
     raw_selector = reader.mapping(data.get(selector_key), selector_path)
@@ -709,6 +710,8 @@ def _read_source(reader, raw, path):
                          % _show(text))
         elif text is not None:
             accounts.append(text)
+    if namespace is None:
+        return None
     return Source(namespace, selector, accounts, path)
 
 
