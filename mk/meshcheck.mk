@@ -31,3 +31,5 @@ verify-mesh: collection
 
 meshcheck-test: collection meshcheck-build
 	$(PYTEST) tests/integration/test_meshcheck.py
+
+TEST_TARGETS += meshcheck-test
