@@ -168,7 +168,6 @@ def ambient_warnings(warnings):
     return [w for w in warnings if not any(text in w for text in _SIDECAR_ONLY_WARNINGS)]
 
 
-
 def check_ambient(policy):
     """``(errors, warnings)`` for what ambient mode cannot express as the policy says.
 

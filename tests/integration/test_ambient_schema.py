@@ -48,7 +48,7 @@ EXTRA = {
               "port": {"name": "https", "number": 443, "protocol": "HTTPS"}},
              {"name": "db", "hosts": ["10.20.30.40", "10.20.30.41"],
               "port": {"name": "tcp", "number": 5432, "protocol": "TCP"}},
-         ]},
+          ]},
     ],
 }
 

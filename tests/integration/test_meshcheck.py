@@ -71,7 +71,7 @@ def _failing_hops(out):
 
 
 def write_render(data, out_dir, mode="sidecar"):
-    _, files = render_files(data, mode)
+    files = render_files(data, mode)[1]
     os.makedirs(out_dir, exist_ok=True)
     for name, text in files.items():
         with open(os.path.join(out_dir, name), "w", encoding="utf-8") as handle:
@@ -162,7 +162,7 @@ def policies(draw):
     gateway = draw(st.sampled_from(["egressgateway-a", "egw-b", "corp-egress"]))
     gateway_ports = draw(st.sampled_from(["auto", "explicit", "mixed"]))
     rules, index = [], 0
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+    for dummy in range(draw(st.integers(min_value=1, max_value=3))):
         sources = []
         for namespace in draw(st.lists(st.sampled_from(NAMESPACES), min_size=1, max_size=2,
                                        unique=True)):
@@ -175,7 +175,7 @@ def policies(draw):
                 source["service_accounts"] = accounts
             sources.append(source)
         targets = []
-        for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        for dummy in range(draw(st.integers(min_value=1, max_value=3))):
             targets.append(draw(entries(index, gateway_ports)))
             index += 1
         rules.append({"from": sources, "to": targets})

@@ -612,9 +612,9 @@ def _policies(draw):
     """Valid-looking policies whose entries share hosts and addresses a lot."""
     rules = []
     index = 0
-    for _ in range(draw(st.integers(1, 3))):
+    for dummy in range(draw(st.integers(1, 3))):
         targets = []
-        for _ in range(draw(st.integers(1, 4))):
+        for dummy in range(draw(st.integers(1, 4))):
             protocol = draw(st.sampled_from(["HTTP", "HTTPS", "TCP"]))
             entry = {"name": "e%d" % index,
                      "hosts": draw(st.lists(_hosts, min_size=1, max_size=3, unique=True)),

@@ -114,7 +114,7 @@ def mutate(draw, data):
 @st.composite
 def hostile_policy(draw):
     data = draw(good_policy())
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+    for dummy in range(draw(st.integers(min_value=1, max_value=4))):
         data = mutate(draw, data)
     return data
 
