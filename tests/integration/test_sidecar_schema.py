@@ -100,7 +100,7 @@ def test_rendered_objects_are_accepted_and_kept(path, controlplane, admin_api, d
 def test_an_invalid_object_is_rejected(controlplane, admin_api, dynamic):
     """The schema check can fail: a ServiceEntry with an unknown resolution is refused."""
     from kubernetes import client
-    from kubernetes.dynamic.exceptions import UnprocessableEntityError
+    from kubernetes.dynamic.exceptions import DynamicApiError
 
     objects = render(_load(POLICIES[0]), "sidecar")["objects"]
     entry = copy.deepcopy(next(o for o in objects if o["kind"] == "ServiceEntry"))
@@ -111,9 +111,10 @@ def test_an_invalid_object_is_rejected(controlplane, admin_api, dynamic):
         entry["metadata"]["namespace"] = name
         entry["spec"]["resolution"] = "SOMETIMES"
         resource = dynamic.resources.get(api_version=entry["apiVersion"], kind="ServiceEntry")
-        with pytest.raises(UnprocessableEntityError) as raised:
+        with pytest.raises(DynamicApiError) as raised:
             resource.server_side_apply(body=entry, name=entry["metadata"]["name"],
                                        namespace=name, field_manager=MANAGER, dry_run="All")
+        assert raised.value.status == 422
         assert "resolution" in str(raised.value)
     finally:
         core.delete_namespace(name)
