@@ -109,10 +109,11 @@ class ControlPlane:
     def kubectl_run(self, *args, kubeconfig=None, check=True, input=None):
         """Run the matching kubectl; returns the CompletedProcess (text, captured)."""
         cmd = [self.kubectl, "--kubeconfig", kubeconfig or self.admin_kubeconfig] + list(args)
-        result = subprocess.run(cmd, capture_output=True, text=True, input=input)
+        result = subprocess.run(cmd, capture_output=True, text=True, input=input, check=False)
         if check and result.returncode != 0:
-            raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(args), result.returncode,
-                                                           result.stdout, result.stderr))
+            raise AssertionError("%s failed (%d):\n%s%s"
+                                 % (" ".join(args), result.returncode, result.stdout,
+                                    result.stderr))
         return result
 
     # ------------------------------------------------------------------ audit log
@@ -225,7 +226,8 @@ class ControlPlane:
 
 
 def _script(*args, check=True):
-    result = subprocess.run([SCRIPT] + list(args), capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run([SCRIPT] + list(args), capture_output=True, text=True, cwd=REPO,
+                            check=False)
     if check and result.returncode != 0:
         pytest.fail("scripts/controlplane %s failed (%d):\n%s%s"
                     % (" ".join(args), result.returncode, result.stdout, result.stderr),
