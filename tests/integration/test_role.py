@@ -2,8 +2,9 @@
 # Copyright: servicemesh.egress contributors
 # Apache License 2.0 (see LICENSE)
 """The egress_gateway and mesh_prerequisites roles: documentation in step with the argument specs,
-and, against the local control plane, what molecule's idempotence step cannot see - the API
-server's audit log: a second run and a check-mode run send no write at all.
+and, against the local control plane, what molecule's idempotence step cannot see: a second run
+changes no object (same resourceVersions) and its policies send no write at all (audit log), and a
+check-mode run sends nothing but dry runs.
 
 The molecule scenarios (extensions/molecule/) test the rest: every object, pruning, side-by-side
 gateways, removal.
@@ -149,13 +150,40 @@ def test_first_run_changes(installed):
     assert first["changed"] > 0 and first["failed"] == 0
 
 
-def test_second_run_sends_no_write(installed, controlplane):
+def resource_versions(controlplane):
+    """resourceVersion of everything the role and its policy made, by kind/namespace/name."""
+    result = controlplane.kubectl_run(
+        "get", "-A", "-o", "json", "-l", "app.kubernetes.io/managed-by=servicemesh.egress",
+        "serviceaccounts,roles,rolebindings,services,deployments,poddisruptionbudgets,"
+        "serviceentries.networking.istio.io,virtualservices.networking.istio.io,"
+        "destinationrules.networking.istio.io,gateways.networking.istio.io,"
+        "sidecars.networking.istio.io,authorizationpolicies.security.istio.io,"
+        "asmegresstrafficpolicies.istio.alibabacloud.com")
+    import json
+    items = json.loads(result.stdout)["items"]
+    versions = {"%s/%s/%s" % (i["kind"], i["metadata"].get("namespace", ""), i["metadata"]["name"]):
+                i["metadata"]["resourceVersion"] for i in items}
+    ns = json.loads(controlplane.kubectl_run("get", "namespace", "istio-egress", "-o", "json").stdout)
+    versions["Namespace//istio-egress"] = ns["metadata"]["resourceVersion"]
+    return versions
+
+
+def test_second_run_changes_nothing(installed, controlplane):
+    """kubernetes.core's server-side apply sends its (no-op) apply requests again; the API server
+    changes nothing. The policy module sends no request at all when nothing differs."""
     tmp, _ = installed
+    before = resource_versions(controlplane)
+    assert any(key.startswith("Deployment/istio-egress/") for key in before)
     mark = controlplane.audit_mark()
     second = playbook(tmp, controlplane)
     writes = controlplane.writes(user="admin", since=mark)
     assert second["changed"] == 0, second
-    assert writes == [], ["%s %s %s/%s" % (w.verb, w.resource, w.namespace, w.name) for w in writes]
+    assert resource_versions(controlplane) == before
+    assert [w for w in writes if w.verb != "patch"] == []
+    policy_writes = [w for w in writes if w.api_group in (
+        "networking.istio.io", "security.istio.io", "istio.alibabacloud.com")]
+    assert policy_writes == [], ["%s %s/%s" % (w.resource, w.namespace, w.name)
+                                 for w in policy_writes]
 
 
 def test_check_mode_sends_only_dry_runs(installed, controlplane):
