@@ -2,12 +2,15 @@
 # git tracks (or would track) in this working tree, refreshed on every run.
 SANITY_ROOT := $(CURDIR)/build/sanity/ansible_collections/servicemesh/egress
 SANITY_PYTHON ?= 3.11
+# kubernetes.core (from the pinned `ansible` package) beside it: the modules use its doc fragment
+# and client code.
+SANITY_DEPS := $(CURDIR)/build/sanity/ansible_collections/kubernetes/core
 # Development tooling that is not part of the built collection (galaxy.yml build_ignore) and is
 # checked by its own tools instead: Go modules, shell/python helper scripts, make fragments.
-SANITY_SKIP := .ci mk scripts benchmarks tests/controlplane tests/meshcheck tests/sanity
+SANITY_SKIP := .ci mk scripts benchmarks tests/controlplane tests/meshcheck
 space := $(subst ,, )
 
-# ansible-test's pip bootstrap script (see tests/sanity/get_pip_bootstrap.py), for the pip
+# ansible-test's pip bootstrap script (see mk/ansible-test-get-pip.py), for the pip
 # version the installed ansible-test asks for.
 ANSIBLE_TEST_PIP := $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" \
   $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)
@@ -15,8 +18,9 @@ GET_PIP_CACHE = $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_P
 
 .PHONY: sanity
 sanity: collection
-	mkdir -p $(dir $(GET_PIP_CACHE)) && cp tests/sanity/get_pip_bootstrap.py $(GET_PIP_CACHE)
-	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	mkdir -p $(dir $(GET_PIP_CACHE)) && cp mk/ansible-test-get-pip.py $(GET_PIP_CACHE)
+	rm -rf $(SANITY_ROOT) $(SANITY_DEPS) && mkdir -p $(SANITY_ROOT) $(dir $(SANITY_DEPS))
+	cp -r $(VENV)/lib/python3.11/site-packages/ansible_collections/kubernetes/core $(SANITY_DEPS)
 	git ls-files -z --cached --others --exclude-standard | \
 	  grep -zv -E '^($(subst $(space),|,$(SANITY_SKIP)))/' | \
 	  tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)

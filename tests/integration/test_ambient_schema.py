@@ -35,20 +35,22 @@ EXTRA = {
     "mode": "ambient",
     "waypoint": {"name": "shared-egress", "namespace": "mesh-egress"},
     "egress_rules": [
-        {"from": [{"namespace": "shop", "service_accounts": ["cart", "checkout"]},
-                  {"namespace": "ops"}],
-         "to": [
-             {"name": "api", "hosts": ["api.example.com", "api2.example.com"],
-              "port": {"name": "http", "number": 80, "protocol": "HTTP"},
-              "https_upgrade": {"enabled": True, "port": 443},
-              "http": {"methods": ["GET", "POST"], "path_prefixes": ["/v1/"], "timeout": "5s",
-                       "retries": {"attempts": 2, "per_try_timeout": "2s",
-                                   "retry_on": "connect-failure,5xx"}}},
-             {"name": "api-tls", "hosts": ["api.example.com"],
-              "port": {"name": "https", "number": 443, "protocol": "HTTPS"}},
-             {"name": "db", "hosts": ["10.20.30.40", "10.20.30.41"],
-              "port": {"name": "tcp", "number": 5432, "protocol": "TCP"}},
-          ]},
+        {
+            "from": [{"namespace": "shop", "service_accounts": ["cart", "checkout"]},
+                     {"namespace": "ops"}],
+            "to": [
+                {"name": "api", "hosts": ["api.example.com", "api2.example.com"],
+                 "port": {"name": "http", "number": 80, "protocol": "HTTP"},
+                 "https_upgrade": {"enabled": True, "port": 443},
+                 "http": {"methods": ["GET", "POST"], "path_prefixes": ["/v1/"], "timeout": "5s",
+                          "retries": {"attempts": 2, "per_try_timeout": "2s",
+                                      "retry_on": "connect-failure,5xx"}}},
+                {"name": "api-tls", "hosts": ["api.example.com"],
+                 "port": {"name": "https", "number": 443, "protocol": "HTTPS"}},
+                {"name": "db", "hosts": ["10.20.30.40", "10.20.30.41"],
+                 "port": {"name": "tcp", "number": 5432, "protocol": "TCP"}},
+            ],
+        },
     ],
 }
 
