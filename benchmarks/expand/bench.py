@@ -92,9 +92,10 @@ def main():
         "# Expansion benchmark results",
         "",
         "Command: `make bench-expand` (`python3 benchmarks/expand/bench.py`). Date: %s. "
-        "Machine: %s, %d CPUs (each run pinned to one CPU), Python %s."
+        "Machine: %s, %d CPUs (each run pinned to one CPU), Python %s; load average %.1f at the "
+        "end (other work was running)."
         % (datetime.date.today().isoformat(), platform.machine(), os.cpu_count(),
-           platform.python_version()),
+           platform.python_version(), os.getloadavg()[0]),
         "",
         "`expand`: validate + assign ports + build every object. `render`: the same plus the "
         "four files the render playbook writes (YAML and JSON text). Time is the best of %d "
