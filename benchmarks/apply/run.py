@@ -214,9 +214,11 @@ def main():
                     elif name == "module":
                         extra = "reads %s" % json.dumps(result.get("api_requests"))
                 elif rc != 0:
-                    extra = "FAILED: %s" % err.strip().splitlines()[-1:]
+                    own = err.split("\tCommand being timed")[0].strip().splitlines()
+                    extra = "FAILED (exit %d): %s" % (rc, " ".join(own[-3:])[:300])
                 rows.append({"run": run, "seconds": seconds, "writes": writes,
-                             "peak_mib": peak, "rc": rc, "note": extra})
+                             "peak_mib": peak, "rc": rc, "note": extra,
+                             "load": os.getloadavg()[0]})
                 print("%-8s %-17s %7.1f s %6d writes %7.1f MiB %s"
                       % (name, run, seconds, writes, peak, extra), flush=True)
             results[name] = rows
@@ -302,6 +304,12 @@ def write_results(args, cp, results):
                         "met" if module[1]["writes"] == 0 else "MISSED",
                         "met" if max(module[0]["peak_mib"], module[1]["peak_mib"]) < 300
                         else "MISSED", max(module[0]["peak_mib"], module[1]["peak_mib"])))
+    loads = [row["load"] for rows in results.values() for row in rows]
+    if loads:
+        lines.append("")
+        lines.append("Machine load (1-minute load average after each command): %.1f to %.1f "
+                     "on %d cores; other work was running on the machine."
+                     % (min(loads), max(loads), os.cpu_count()))
     if notes:
         lines.append("")
         lines.extend("- " + n for n in notes)

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import load_yaml
@@ -130,8 +131,36 @@ def policy_input(params):
                 text = f.read().decode("utf-8")
         except (IOError, OSError, UnicodeDecodeError) as exc:
             raise PolicyError(["src: cannot read %s: %s" % (path, exc)])
+        data = _load_json(text)
+        if data is not None:
+            return data
         return load_yaml(text, "src (%s)" % path)
     return dict((k, params[k]) for k in _PARAMS_TOP if k != "mode" and params.get(k) is not None)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _load_json(text):
+    """A policy file written as JSON (a subset of YAML), parsed by the C JSON parser: much
+    faster than the YAML loader for large policies. None when the text is not plain JSON (then
+    the strict YAML loader reads it, and reports its errors the usual way)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError:  # not JSON after all, or a duplicate key: the YAML loader says which
+        return None
 
 
 def policy_name(params):

@@ -459,3 +459,18 @@ def test_info_reports_drift(cluster):
     assert [m["name"] for m in report["drift"]["extra"]] == ["egw-stray"]
     assert egress_apply.describe_policies({"gateway": "nope"}, client_for(cluster))[
         "policies"] == []
+
+
+def test_src_in_json_takes_the_fast_path_and_yaml_still_works(tmp_path):
+    as_json = tmp_path / "policy.json"
+    as_json.write_text(json.dumps(policy()))
+    assert egress_apply.policy_input({"src": str(as_json)}) == policy()
+    as_yaml = tmp_path / "policy.yaml"
+    as_yaml.write_text("gateway: egw\negress_rules: []\n")
+    assert egress_apply.policy_input({"src": str(as_yaml)}) == {"gateway": "egw",
+                                                                 "egress_rules": []}
+    duplicate = tmp_path / "dup.json"
+    duplicate.write_text('{"gateway": "a", "gateway": "b"}')
+    with pytest.raises(PolicyError) as exc:
+        egress_apply.policy_input({"src": str(duplicate)})
+    assert "duplicate key" in exc.value.errors[0]
