@@ -21,6 +21,10 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
+# Ansible's temporary files stay inside this working tree, apart from any other Ansible run on
+# the machine.
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/build/ansible-tmp/local
+export ANSIBLE_REMOTE_TEMP := $(CURDIR)/build/ansible-tmp/remote
 export PATH := $(BIN):$(PATH)
 
 POLICY ?= playbooks/examples/seed-2-https-upgrade.yaml
