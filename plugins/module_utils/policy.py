@@ -31,6 +31,7 @@ PROTOCOLS = (HTTP, HTTPS, TCP)
 MODES = ("sidecar", "ambient")
 # Ports the Istio proxy keeps for itself; a gateway port must never be one of them.
 RESERVED_PORTS = (15000, 15001, 15002, 15004, 15006, 15008, 15020, 15021, 15053, 15090)
+MAX_HOSTS = 256  # Istio's ServiceEntry schema: spec.hosts has at most 256 items
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -740,6 +741,10 @@ def _read_target(reader, raw, path, rule_index):
     hosts = []
     hosts_path = path + ".hosts"
     raw_hosts = reader.sequence(data.get("hosts"), hosts_path, required=True, non_empty=True)
+    if raw_hosts is not None and len(raw_hosts) > MAX_HOSTS:
+        reader.error(hosts_path, "lists %d hosts; Istio's ServiceEntry takes at most %d"
+                     % (len(raw_hosts), MAX_HOSTS))
+        raw_hosts = raw_hosts[:MAX_HOSTS]
     seen = set()
     for i, host in enumerate(raw_hosts or []):
         host_path = "%s[%d]" % (hosts_path, i)

@@ -20,8 +20,8 @@ Traffic path of one entry E with hosts H, port P and gateway port GP (GW is the 
   ``istio-egress`` that resolves H[0] (or holds the addresses). Each entry thus has a cluster of its
   own on the gateway, so TLS origination for an upgraded entry never touches another entry's
   traffic to the same host, and no workload can reach the upgrade port directly.
-* **Admission**: the gateway's AuthorizationPolicy admits, per entry, only the entry's sources on
-  GP with E's SNI.
+* **Admission**: the entry's AuthorizationPolicy on the gateway admits only the entry's sources
+  on GP with E's SNI.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -292,8 +292,12 @@ def authorization_sources(rule):
     return sources
 
 
-def _authorization_policy(ctx):
-    rules = []
+def _authorization_policies(ctx):
+    """One ALLOW policy per entry on the gateway pods: the entry's sources, on its gateway port,
+    with its SNI (and its methods and path prefixes). Istio ORs ALLOW policies; one object per
+    entry keeps each small (Istio's schema allows at most 512 rules in one policy) and its name
+    as stable as the entry's."""
+    policies = []
     for rule in ctx.policy.rules:
         sources = authorization_sources(rule)
         for target in rule.targets:
@@ -302,15 +306,19 @@ def _authorization_policy(ctx):
                 operation["methods"] = list(target.http.methods)
             if target.http is not None and target.http.path_prefixes:
                 operation["paths"] = [p + "*" for p in target.http.path_prefixes]
-            rules.append({
-                "from": sources,
-                "to": [{"operation": operation}],
-                "when": [{"key": "connection.sni", "values": [mtls_sni(ctx.policy, target)]}],
+            policies.append({
+                "apiVersion": SECURITY, "kind": "AuthorizationPolicy",
+                "metadata": ctx.meta(ctx.name(target.name, "admission")),
+                "spec": {"selector": {"matchLabels": gateway_pod_labels(ctx.gateway)},
+                         "action": "ALLOW",
+                         "rules": [{
+                             "from": sources,
+                             "to": [{"operation": operation}],
+                             "when": [{"key": "connection.sni",
+                                       "values": [mtls_sni(ctx.policy, target)]}],
+                         }]},
             })
-    return {"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
-            "metadata": ctx.meta(ctx.gateway),
-            "spec": {"selector": {"matchLabels": gateway_pod_labels(ctx.gateway)},
-                     "action": "ALLOW", "rules": rules}}
+    return policies
 
 
 # ---------------------------------------------------------------------------- workload selectors
@@ -476,7 +484,7 @@ def expand_sidecar(policy):
         + [_gateway(ctx)]
         + [o for o in client if o["kind"] == "VirtualService"]
         + [_gateway_virtual_service(ctx, t) for t in targets]
-        + [_authorization_policy(ctx)]
+        + _authorization_policies(ctx)
         + sidecars
     )
     return objects, warnings

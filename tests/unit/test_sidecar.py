@@ -93,7 +93,8 @@ def test_seed1_gateway_server_and_route_to_host_port_80(seed1):
 
 
 def test_seed1_gateway_admits_only_the_source_namespace(seed1):
-    policy = get(seed1, "AuthorizationPolicy", "istio-egress", "egressgateway-a")
+    policy = get(seed1, "AuthorizationPolicy", "istio-egress",
+                 "egressgateway-a-httpbin-service-http-admission")
     assert policy["selector"] == {"matchLabels": POD_LABELS}
     assert policy["action"] == "ALLOW"
     assert policy["rules"] == [{
@@ -241,8 +242,13 @@ def test_seed2_each_selector_sees_only_its_rule(seed2):
     }
 
 
-def test_seed2_authorization_per_rule(seed2):
-    rules = get(seed2, "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+def test_seed2_authorization_per_entry(seed2):
+    policies = [o for o in seed2 if o["kind"] == "AuthorizationPolicy"]
+    assert [o["metadata"]["name"] for o in policies] == [
+        "egressgateway-a-httpbin-service-http-admission",
+        "egressgateway-a-httpbin-service-https-admission",
+        "egressgateway-a-aliyun-service-https-admission"]
+    rules = [r for o in policies for r in o["spec"]["rules"]]
     assert [(r["to"][0]["operation"]["ports"], r["when"][0]["values"]) for r in rules] == [
         (["80"], ["www.httpbin.org"]), (["444"], ["www.httpbin.org"]), (["445"], ["www.aliyun.com"])]
 
@@ -305,7 +311,7 @@ def test_a_rule_grants_only_its_own_sources():
         ("ServiceEntry", "team-b", ("b.example.com",)),
         ("VirtualService", "team-b", ("b.example.com",)),
     }
-    rules = get(objects, "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+    rules = [r for o in objects if o["kind"] == "AuthorizationPolicy" for r in o["spec"]["rules"]]
     assert [r["from"] for r in rules] == [[{"source": {"namespaces": ["team-a"]}}],
                                           [{"source": {"namespaces": ["team-b"]}}]]
     dr = get(objects, "DestinationRule", "istio-egress", "egressgateway-a")
@@ -315,7 +321,7 @@ def test_a_rule_grants_only_its_own_sources():
 def test_service_accounts_become_principals():
     data = params(http(), sources=[{"namespace": "team-a", "service_accounts": ["client"]},
                                    {"namespace": "team-b"}])
-    rules = get(expand(data)[0], "AuthorizationPolicy", "istio-egress", "egressgateway-a")["rules"]
+    rules = get(expand(data)[0], "AuthorizationPolicy", "istio-egress", "egressgateway-a-svc-admission")["rules"]
     assert rules[0]["from"] == [{"source": {"namespaces": ["team-b"]}},
                                 {"source": {"principals": ["*/ns/team-a/sa/client"]}}]
 
@@ -341,7 +347,7 @@ def test_l7_rules_in_sidecar_mode():
     assert route["timeout"] == "5s"
     assert route["retries"] == {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx"}
     operation = get(objects, "AuthorizationPolicy", "istio-egress",
-                    "egressgateway-a")["rules"][0]["to"][0]["operation"]
+                    "egressgateway-a-svc-admission")["rules"][0]["to"][0]["operation"]
     assert operation["methods"] == ["GET", "HEAD"]
     assert operation["paths"] == ["/status*"]
 
@@ -358,6 +364,14 @@ def test_tcp_by_name(seed3):
     assert vs["tcp"][0]["match"] == [{"port": 444}]
     assert get(seed3["objects"], "ServiceEntry", "default",
                "egressgateway-a-tcp-svc2")["resolution"] == "DNS"
+
+
+def test_many_entries_stay_within_istio_schema_limits():
+    # Istio's AuthorizationPolicy schema allows at most 512 rules per object.
+    data = params(*[tcp(name="db-%d" % i, hosts=["db%d.example.com" % i]) for i in range(600)])
+    policies = [o for o in expand(data)[0] if o["kind"] == "AuthorizationPolicy"]
+    assert len(policies) == 600
+    assert max(len(o["spec"]["rules"]) for o in policies) == 1
 
 
 def test_no_sidecars_without_selectors():

@@ -104,6 +104,14 @@ def test_same_host_and_port_in_two_entries_rejected():
     ]
 
 
+def test_at_most_256_hosts_per_entry():
+    hosts = ["h%d.example.com" % i for i in range(257)]
+    assert errors(params(http(hosts=hosts))) == [
+        "egress_rules[0].to[0].hosts: lists 257 hosts; Istio's ServiceEntry takes at most 256"
+    ]
+    assert errors(params(http(hosts=hosts[:256]))) == []
+
+
 def test_several_hosts_warn_about_one_address():
     assert warnings(params(http(hosts=["www.example.com", "example.com"]))) == [
         "egress_rules[0].to[0].hosts: several hosts in one entry are all sent to the address of "
