@@ -467,8 +467,8 @@ def test_src_in_json_takes_the_fast_path_and_yaml_still_works(tmp_path):
     assert egress_apply.policy_input({"src": str(as_json)}) == policy()
     as_yaml = tmp_path / "policy.yaml"
     as_yaml.write_text("gateway: egw\negress_rules: []\n")
-    assert egress_apply.policy_input({"src": str(as_yaml)}) == {"gateway": "egw",
-                                                                 "egress_rules": []}
+    expected = {"gateway": "egw", "egress_rules": []}
+    assert egress_apply.policy_input({"src": str(as_yaml)}) == expected
     duplicate = tmp_path / "dup.json"
     duplicate.write_text('{"gateway": "a", "gateway": "b"}')
     with pytest.raises(PolicyError) as exc:
