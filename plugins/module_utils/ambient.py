@@ -46,9 +46,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
     is_dns_label,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
-    ORIGINATION,
-    PASSTHROUGH,
     last_hop_tls,
+    source_text,
+    tls_text,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import (
     NETWORKING,
@@ -505,26 +505,6 @@ def route_records(policy):
     return records
 
 
-def _source_text(source):
-    text = source["namespace"]
-    if source["workload_selector"]:
-        text += "/" + ",".join("%s=%s" % kv for kv in sorted(source["workload_selector"].items()))
-    if source["service_accounts"]:
-        text += " (sa: %s)" % ",".join(source["service_accounts"])
-    elif source["workload_selector"]:
-        text += " (selector not enforced)"
-    return text
-
-
-def _tls_text(record):
-    tls = record["upstream"]["tls"]
-    if tls == ORIGINATION:
-        return "HTTP upgraded: TLS originated at the waypoint, SNI %s" % record["upstream"]["sni"]
-    if tls == PASSTHROUGH:
-        return "TLS passthrough: the application's own TLS, SNI %s" % record["host"]
-    return "plain HTTP" if record["protocol"] == HTTP else "plain TCP"
-
-
 def route_line(record):
     """``namespace[/selector] -> ztunnel :P -> waypoint <name> -> host :port (TLS ...)``."""
     waypoint = record["waypoint"]
@@ -532,5 +512,5 @@ def route_line(record):
     if waypoint["namespace"] != EGRESS_NAMESPACE:
         name = "%s/%s" % (waypoint["namespace"], name)
     return "%s -> ztunnel :%d -> waypoint %s -> %s :%d (%s)" % (
-        _source_text(record["source"]), record["port"], name, record["host"],
-        record["upstream"]["port"], _tls_text(record))
+        source_text(record["source"], selector_enforced=False), record["port"], name,
+        record["host"], record["upstream"]["port"], tls_text(record, "waypoint"))

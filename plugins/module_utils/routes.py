@@ -60,19 +60,23 @@ def route_records(policy):
     return records
 
 
-def _source_text(source):
+def source_text(source, selector_enforced=True):
+    """``namespace[/key=value,...][ (sa: ...)]`` for a route record's source."""
     text = source["namespace"]
     if source["workload_selector"]:
         text += "/" + ",".join("%s=%s" % kv for kv in sorted(source["workload_selector"].items()))
     if source["service_accounts"]:
         text += " (sa: %s)" % ",".join(source["service_accounts"])
+    elif source["workload_selector"] and not selector_enforced:
+        text += " (selector not enforced)"
     return text
 
 
-def _tls_text(record):
+def tls_text(record, proxy="gateway"):
+    """What happens to TLS on the last hop, from the ``proxy`` that sends it."""
     tls = record["upstream"]["tls"]
     if tls == ORIGINATION:
-        return "HTTP upgraded: TLS originated at the gateway, SNI %s" % record["upstream"]["sni"]
+        return "HTTP upgraded: TLS originated at the %s, SNI %s" % (proxy, record["upstream"]["sni"])
     if tls == PASSTHROUGH:
         return "TLS passthrough: the application's own TLS, SNI %s" % record["host"]
     return "plain HTTP" if record["protocol"] == HTTP else "plain TCP"
@@ -86,6 +90,6 @@ def route_line(record, gateway):
     if resolves != record["host"] and not record.get("by_address"):
         target = "%s [address of %s]" % (record["host"], resolves)
     return "%s -> sidecar :%d -> gateway %s :%d -> %s :%d (%s)" % (
-        _source_text(record["source"]), record["port"], gateway, record["gateway_port"], target,
-        upstream["port"], _tls_text(record),
+        source_text(record["source"]), record["port"], gateway, record["gateway_port"], target,
+        upstream["port"], tls_text(record),
     )
