@@ -47,6 +47,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     last_hop_tls,
+    source_record,
     source_text,
     tls_text,
 )
@@ -55,6 +56,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import 
     SECURITY,
     authorization_sources,
     source_principals,
+    unique_port_names,
 )
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -310,21 +312,9 @@ def _export_to(waypoint):
     return ["."]
 
 
-def _port_names(targets):
-    names = []
-    seen = set()
-    for target in targets:
-        name = target.port.name
-        if name in seen:
-            name = "%s-%d" % (name, target.port.number)
-        seen.add(name)
-        names.append(name)
-    return names
-
-
 def _service_entry(policy, waypoint, group):
     ports = []
-    for target, name in zip(group.targets, _port_names(group.targets)):
+    for target, name in zip(group.targets, unique_port_names(group.targets)):
         port = OrderedDict([("number", target.port.number), ("name", name),
                             ("protocol", target.protocol)])
         if target.upgraded:
@@ -484,11 +474,7 @@ def route_records(policy):
                     records.append({
                         "rule": index,
                         "entry": target.name,
-                        "source": {
-                            "namespace": source.namespace,
-                            "workload_selector": dict(source.workload_selector or {}),
-                            "service_accounts": list(source.service_accounts),
-                        },
+                        "source": source_record(source),
                         "host": key,
                         "service_host": group.hosts[0] if group.by_address else key,
                         "protocol": target.protocol,

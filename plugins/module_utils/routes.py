@@ -25,6 +25,15 @@ def last_hop_tls(target):
     return PLAIN
 
 
+def source_record(source):
+    """A ``from`` entry as route-record data."""
+    return {
+        "namespace": source.namespace,
+        "workload_selector": dict(source.workload_selector or {}),
+        "service_accounts": list(source.service_accounts),
+    }
+
+
 def route_records(policy):
     """Every (entry, host, source) of a loaded policy with its ports on each hop."""
     records = []
@@ -39,11 +48,7 @@ def route_records(policy):
                     records.append({
                         "rule": index,
                         "entry": target.name,
-                        "source": {
-                            "namespace": source.namespace,
-                            "workload_selector": dict(source.workload_selector or {}),
-                            "service_accounts": list(source.service_accounts),
-                        },
+                        "source": source_record(source),
                         "host": host,
                         "service_host": host if not target.by_address else client_host,
                         "protocol": target.protocol,

@@ -149,6 +149,19 @@ def _http_route(ctx, target):
     return route
 
 
+def unique_port_names(targets):
+    """The targets' port names, made unique within one ServiceEntry (``name-number`` on repeats)."""
+    names = []
+    seen = set()
+    for target in targets:
+        name = target.port.name
+        if name in seen:
+            name = "%s-%d" % (name, target.port.number)
+        seen.add(name)
+        names.append(name)
+    return names
+
+
 def _client_objects(ctx, namespace, targets):
     objects = []
     for hosts, members in host_groups(ctx.policy, targets):
@@ -156,12 +169,7 @@ def _client_objects(ctx, namespace, targets):
         ports = []
         http, tls, tcp = [], [], []
         addresses = []
-        port_names = set()
-        for target in members:
-            port_name = target.port.name
-            if port_name in port_names:
-                port_name = "%s-%d" % (port_name, target.port.number)
-            port_names.add(port_name)
+        for target, port_name in zip(members, unique_port_names(members)):
             ports.append({"number": target.port.number, "name": port_name,
                           "protocol": target.protocol})
             if target.protocol == HTTP:
