@@ -18,6 +18,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
     load_yaml,
     render_files,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.diagram import render_mermaid
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
@@ -109,6 +110,16 @@ def egress_routes(value, mode=None, output="lines"):
     return _run(_routes, value, mode, output)
 
 
+def _diagram(data, mode):
+    result = render(data, mode)
+    return render_mermaid(result), result["warnings"]
+
+
+def egress_diagram(value, mode=None):
+    """The policy -> its routes as a Mermaid flowchart (the text of ``routes.mmd``)."""
+    return _run(_diagram, value, mode)
+
+
 def _render(data, mode):
     result, files = render_files(data, mode)
     result = dict(result)
@@ -139,6 +150,7 @@ class FilterModule(object):
             "egress_resources": egress_resources,
             "egress_gateway_ports": egress_gateway_ports,
             "egress_routes": egress_routes,
+            "egress_diagram": egress_diagram,
             "egress_render": egress_render,
             "egress_gateway_labels": egress_gateway_labels,
         }

@@ -9,6 +9,8 @@ Reading YAML (``load_yaml``) needs PyYAML; writing does not (see yamlout.py).
 ``resources.yaml`` every generated object, in apply order (``kubectl apply -f`` takes it as is)
 ``routes.json``    the route table as data (gateway, ports, one record per host and source)
 ``routes.txt``     the route table as text, one line per host and source
+``routes.mmd``     the routes as a Mermaid flowchart, hop by hop with ports and TLS (diagram.py)
+``routes.md``      a Markdown page: the flowchart in a ``mermaid`` fence and the route table
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +28,10 @@ except ImportError:  # PyYAML is an Ansible dependency; the guard keeps imports 
     yaml = None
     HAS_YAML = False
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.diagram import (
+    render_markdown,
+    render_mermaid,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.gcpause import gc_paused
@@ -88,10 +94,13 @@ def render_files(data, mode=None):
         ("gateway", result["gateway"]),
         ("routes", result["routes"]),
     ])
+    diagram = render_mermaid(result)
     files = OrderedDict([
         ("policy.yaml", header + "---\n" + dump(result["policy"])),
         ("resources.yaml", header + dump_all(result["objects"])),
         ("routes.json", json.dumps(routes, indent=2) + "\n"),
         ("routes.txt", "".join(line + "\n" for line in result["route_lines"])),
+        ("routes.mmd", diagram),
+        ("routes.md", render_markdown(result, diagram)),
     ])
     return result, files
