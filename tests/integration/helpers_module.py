@@ -74,8 +74,7 @@ def _parse(stdout, stderr):
                              % (stdout[-4000:], stderr[-4000:]))
 
 
-def run_module(kubeconfig, args, module=MODULE, check=False, diff=False, env=None):
-    """``ansible localhost -m MODULE -a JSON``; the host's result (dict)."""
+def _module_command(args, module, check, diff):
     cmd = ["ansible", "localhost", "-m", module]
     if args:  # `-a {}` would be taken as free-form text
         cmd += ["-a", json.dumps(args)]
@@ -83,13 +82,36 @@ def run_module(kubeconfig, args, module=MODULE, check=False, diff=False, env=Non
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
-                          env=ansible_env(kubeconfig, **(env or {})), timeout=600)
-    out = _parse(proc.stdout, proc.stderr)
+    return cmd
+
+
+def _module_result(returncode, stdout, stderr):
+    out = _parse(stdout, stderr)
     result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    result["_rc"] = proc.returncode
-    result["_stderr"] = proc.stderr
+    result["_rc"] = returncode
+    result["_stderr"] = stderr
     return result
+
+
+def run_module(kubeconfig, args, module=MODULE, check=False, diff=False, env=None):
+    """``ansible localhost -m MODULE -a JSON``; the host's result (dict)."""
+    proc = subprocess.run(_module_command(args, module, check, diff), cwd=REPO,
+                          capture_output=True, text=True, check=False,
+                          env=ansible_env(kubeconfig, **(env or {})), timeout=600)
+    return _module_result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_module(kubeconfig, args, module=MODULE, check=False, diff=False, env=None):
+    """:func:`run_module` in the background: a Popen to hand to :func:`finish_module`."""
+    return subprocess.Popen(_module_command(args, module, check, diff), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ansible_env(kubeconfig, **(env or {})))
+
+
+def finish_module(proc, timeout=600):
+    """Wait for a :func:`start_module` run; its result (dict), as :func:`run_module` gives it."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return _module_result(proc.returncode, stdout, stderr)
 
 
 def run_playbook(kubeconfig, playbook, extra_vars, check=False, diff=False):
