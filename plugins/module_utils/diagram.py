@@ -48,9 +48,10 @@ HBONE_PORT = 15008
 # Characters a Mermaid label may hold as they are. Everything else becomes an entity code
 # (``#34;`` for a double quote): quotes end a quoted label, ``#`` starts an entity code, ``%%{``
 # starts a directive anywhere in the text, backticks start a Markdown string, ``<`` and ``&``
-# are HTML in a rendered label, ``;`` and ``|`` separate statements and edge labels, and line
-# breaks end a statement.
+# are HTML in a rendered label, ``;`` and ``|`` separate statements and edge labels. Control
+# characters (line breaks end a statement) become spaces.
 _SAFE = re.compile(r"[A-Za-z0-9 .,:/=_()*@+'-]")
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9 .,:/=_()*@+'-]*\Z")
 # Before parsing, Mermaid strips the last ``;`` of any line matching ``style.*:\S*#.*;`` or
 # ``classDef.*:\S*#.*;`` (to protect colours such as ``fill:#f9f;``). A policy text holding one of
 # these words would lose the end of an entity code on its line; writing one letter of the word as
@@ -60,12 +61,15 @@ _PREPARSE_WORDS = (("style", "styl#101;"), ("classDef", "classDe#102;"))
 
 def escape(text):
     """``text`` safe inside a quoted Mermaid label (``"..."``), rendering as ``text``."""
+    text = str(text)
+    if _SAFE_TEXT.match(text) and "style" not in text and "classDef" not in text:
+        return text
     out = []
-    for char in str(text):
+    for char in text:
         if _SAFE.match(char):
             out.append(char)
-        elif char in "\r\n\t":
-            out.append(" ")
+        elif char < " " or char == "\x7f":
+            out.append(" ")  # control characters, line breaks among them, show as spaces
         else:
             out.append("#%d;" % ord(char))
     escaped = "".join(out)
