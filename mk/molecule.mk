@@ -36,6 +36,6 @@ molecule-syntax: collection
 	  echo "syntax ok: $$p"; done
 
 lint: collection
-	$(BIN)/ansible-lint roles/ playbooks/ extensions/
+	$(BIN)/ansible-lint roles/ playbooks/ extensions/ examples/ awx/
 
 TEST_TARGETS += lint molecule-syntax molecule molecule-ambient
