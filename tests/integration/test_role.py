@@ -192,3 +192,14 @@ def test_check_mode_sends_only_dry_runs(installed, controlplane):
     playbook(tmp, controlplane, "--check", "-e", "egress_gateway_replicas=3")
     real = controlplane.writes(user="admin", since=mark, dry_run=False)
     assert real == [], ["%s %s %s/%s" % (w.verb, w.resource, w.namespace, w.name) for w in real]
+
+
+def test_check_mode_absent_sends_only_dry_runs(installed, controlplane):
+    """Removal in check mode: the policies, the gateway objects and the namespace stay."""
+    tmp = installed[0]
+    before = resource_versions(controlplane)
+    mark = controlplane.audit_mark()
+    playbook(tmp, controlplane, "--check", state="absent")
+    real = controlplane.writes(user="admin", since=mark, dry_run=False)
+    assert real == [], ["%s %s %s/%s" % (w.verb, w.resource, w.namespace, w.name) for w in real]
+    assert resource_versions(controlplane) == before
