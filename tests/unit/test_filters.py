@@ -12,7 +12,7 @@ from ansible_collections.servicemesh.egress.plugins.filter import egress as filt
 def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
-        "egress_render", "egress_gateway_labels"}
+        "egress_render", "egress_gateway_labels", "egress_diagram"}
 
 
 def test_egress_gateway_labels():
@@ -58,6 +58,20 @@ def test_egress_routes_lines_and_records():
         filters.egress_routes(example("seed-1-http"), output="table")
 
 
+def test_egress_diagram_is_the_routes_mmd_file():
+    for mode in (None, "sidecar", "ambient"):
+        text = filters.egress_diagram(example("seed-2-https-upgrade"), mode)
+        assert text == filters.egress_render(example("seed-2-https-upgrade"), mode)["files"][
+            "routes.mmd"]
+    text = filters.egress_diagram(example("seed-2-https-upgrade"))
+    assert text.splitlines()[1] == "flowchart LR"
+    assert '  s0 -->|"Istio mTLS (ISTIO_MUTUAL) :444, SNI www.httpbin.org"| g1' in text
+    assert '  s0 -->|"HBONE :15008 (Istio mTLS), service port 80"| g0' in filters.egress_diagram(
+        example("seed-2-https-upgrade"), "ambient")
+    with pytest.raises(AnsibleFilterError, match="invalid egress policy"):
+        filters.egress_diagram(params(http(number=0)))
+
+
 def test_bad_policy_raises_filter_error_with_every_error():
     data = params(http(number=0), http(name="Bad", hosts=["x"]))
     with pytest.raises(AnsibleFilterError) as raised:
@@ -83,7 +97,7 @@ def test_broken_yaml_is_an_error():
 def test_render_includes_files():
     result = filters.egress_render(example("seed-1-http"))
     assert sorted(result["files"]) == ["policy.yaml", "resources.yaml", "routes.json",
-                                       "routes.txt"]
+                                       "routes.md", "routes.mmd", "routes.txt"]
     assert list(yaml.safe_load_all(result["files"]["resources.yaml"])) == result["objects"]
 
 

@@ -35,7 +35,7 @@ def test_render_writes_every_file(tmp_path, name):
                         "-e", "egress_output_dir=%s" % out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(os.listdir(out)) == ["policy.yaml", "resources.yaml", "routes.json",
-                                       "routes.txt"]
+                                       "routes.md", "routes.mmd", "routes.txt"]
     golden = os.path.join(ROOT, "tests", "unit", "golden", name)
     for file_name in os.listdir(out):
         with open(os.path.join(golden, file_name + ".golden"), encoding="utf-8") as expected:
@@ -51,6 +51,18 @@ def test_default_is_seed_2_into_out(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sidecar :443 -> gateway egressgateway-a :445 -> www.aliyun.com :443" in result.stdout
     assert (tmp_path / "out" / "resources.yaml").exists()
+    diagram = (tmp_path / "out" / "routes.mmd").read_text()
+    assert '  g1 -->|"TLS passthrough :443, SNI www.httpbin.org"| h0' in diagram
+    assert "```mermaid\n" + diagram + "```\n" in (tmp_path / "out" / "routes.md").read_text()
+
+
+def test_ambient_diagram(tmp_path):
+    result = run_render(tmp_path, "-e", "egress_mode=ambient")
+    assert result.returncode == 0, result.stdout + result.stderr
+    golden = os.path.join(ROOT, "tests", "unit", "golden", "ambient", "seed-2-https-upgrade")
+    for file_name in ("routes.mmd", "routes.md"):
+        with open(os.path.join(golden, file_name + ".golden"), encoding="utf-8") as expected:
+            assert (tmp_path / "out" / file_name).read_text(encoding="utf-8") == expected.read()
 
 
 def test_params_file(tmp_path):
