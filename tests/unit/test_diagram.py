@@ -286,6 +286,15 @@ def test_golden(name, mode, file_name):
         assert files[file_name] == handle.read()
 
 
+def test_docs_show_the_current_seed_2_diagrams():
+    with open(os.path.join(ROOT, "docs", "diagrams.md"), encoding="utf-8") as handle:
+        page = handle.read()
+    blocks = re.findall(r"^```mermaid\n(.*?)^```$", page, re.S | re.M)
+    files = [render_files(example("seed-2-https-upgrade"), mode)[1]["routes.mmd"]
+             for mode in MODES]
+    assert blocks == files
+
+
 # ---------------------------------------------------------------------------- determinism, size
 
 
