@@ -169,9 +169,9 @@ def test_seed_3_tcp_and_addresses():
 
 
 def test_service_accounts_and_sources_shared_across_rules():
-    data = params(http(), sources=[{"namespace": "shop", "service_accounts": ["cart", "pay"]}])
-    data["egress_rules"].append({"from": [{"namespace": "shop", "service_accounts": ["cart",
-                                                                                   "pay"]}],
+    source = {"namespace": "shop", "service_accounts": ["cart", "pay"]}
+    data = params(http(), sources=[dict(source)])
+    data["egress_rules"].append({"from": [dict(source)],
                                  "to": [https(name="other", hosts=["other.example.com"])]})
     for mode in MODES:
         _, graph = chart(data, mode)
@@ -320,9 +320,8 @@ def big_policy(entries):
     targets = []
     for index in range(entries):
         maker = (http, https, tcp)[index % 3]
-        targets.append(maker(name="e%d" % index, hosts=["h%d.example.com" % index,
-                                                          "alt%d.example.com" % index],
-                             number=1000 + index))
+        hosts = ["h%d.example.com" % index, "alt%d.example.com" % index]
+        targets.append(maker(name="e%d" % index, hosts=hosts, number=1000 + index))
     return params(*targets, sources=[{"namespace": "shop"},
                                      {"namespace": "web", "service_accounts": ["front"]}])
 
