@@ -202,9 +202,9 @@ def test_job_template_applies_and_removes_a_policy(awx_job, controlplane, admin_
         applied = owned_objects(admin_api, gateway)
         assert set(applied) == set((o["kind"], o["namespace"], o["name"])
                                    for o in result["objects"])
-        kinds = set(k for k, _, _ in applied)
+        kinds = set(key[0] for key in applied)
         assert {"ServiceEntry", "Gateway", "VirtualService", "DestinationRule"} <= kinds
-        entries = [o for (k, _, _), o in applied.items() if k == "ServiceEntry"]
+        entries = [o for key, o in applied.items() if key[0] == "ServiceEntry"]
         assert {"api.awx-test.example", "status.awx-test.example"} <= set(
             h for o in entries for h in o["spec"]["hosts"])
         assert sorted(r.split(" -> ")[3].split(" ")[0] for r in result["routes"]) == [
@@ -281,7 +281,7 @@ def test_team_role_applies_gateway_and_policy(controlplane, admin_api):
         applied = owned_objects(admin_api, gateway)
         assert applied and set(applied) == set((o["kind"], o["namespace"], o["name"])
                                                for o in result["objects"])
-        assert {namespace, EGRESS_NAMESPACE} == set(ns for _, ns, _ in applied)
+        assert {namespace, EGRESS_NAMESPACE} == set(key[1] for key in applied)
         objects = gateway_objects(controlplane, gateway)
         assert {"Deployment", "Service", "ServiceAccount"} <= set(
             key.split("/")[0] for key in objects)
