@@ -246,6 +246,25 @@ def test_job_template_rejects_a_bad_context(awx_job):
     assert "no-such-context" in tasks["Apply the policy (present)"]["msg"]
 
 
+def test_action_group_reaches_both_modules(controlplane, tmp_path):
+    """meta/runtime.yml's action group: module_defaults for group/servicemesh.egress.egress give
+    egress_policy and egress_policy_info their kubeconfig (nothing else points at a cluster)."""
+    play = tmp_path / "group.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "Both modules under the group's module_defaults",
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "module_defaults": {"group/servicemesh.egress.egress": {
+            "kubeconfig": controlplane.admin_kubeconfig}},
+        "tasks": [
+            {"name": "info", "servicemesh.egress.egress_policy_info": {"name": unique("egw-ag")}},
+            {"name": "absent", "servicemesh.egress.egress_policy": {
+                "gateway": unique("egw-ag"), "state": "absent"}}]}]))
+    rc, tasks, stats = playbook([str(play)], clean_env())
+    assert rc == 0, failure(tasks)
+    assert tasks["info"]["policies"] == [] and tasks["info"]["api_requests"]["list"] > 0
+    assert tasks["absent"]["objects"] == [] and tasks["absent"]["changed"] is False
+
+
 # ------------------------------------------------------------------ (b) the example role
 
 
