@@ -59,7 +59,7 @@ def test_every_route_is_a_path_of_three_hops(name, mode):
             {"id": "s" + number, "shape": "box", "lines": [proxy]}]
     edge_set = set(edges(graph))
     assert len(edge_set) == len(graph["edges"])
-    assert all(start in defined and end in defined for start, end, _ in edge_set)
+    assert all(start in defined and end in defined for start, end, dummy in edge_set)
     # Each record is a path workload -> proxy -> entry -> host whose hop texts are the record's.
     by_title = {s["title"]: s["id"][1:] for s in sources}
     hosts = {lines[0]: node for node, lines in defined.items() if node.startswith("h")}
@@ -159,7 +159,7 @@ def test_seed_2_ambient_ports_and_tls_per_hop():
 
 
 def test_seed_3_tcp_and_addresses():
-    _, graph = chart(example("seed-3-auto-ports"), "sidecar")
+    graph = chart(example("seed-3-auto-ports"), "sidecar")[1]
     texts = edges(graph)
     assert ("w0", "s0", "TCP :44") in texts
     assert ("g3", "h2", "plain TCP :44") in texts
@@ -174,7 +174,7 @@ def test_service_accounts_and_sources_shared_across_rules():
     data["egress_rules"].append({"from": [dict(source)],
                                  "to": [https(name="other", hosts=["other.example.com"])]})
     for mode in MODES:
-        _, graph = chart(data, mode)
+        graph = chart(data, mode)[1]
         sources = [s["title"] for s in graph["subgraphs"] if s["id"].startswith("p")]
         assert sources == ["allowed: shop (sa: cart,pay)"]
 
@@ -183,7 +183,7 @@ def test_ambient_entry_split_over_service_entries():
     """An entry whose hosts fall into two ServiceEntries is one waypoint node per ServiceEntry."""
     data = params(http(name="a", hosts=["x.example.com", "y.example.com"]),
                   https(name="b", hosts=["y.example.com"]))
-    _, graph = chart(data, "ambient")
+    graph = chart(data, "ambient")[1]
     entries = sorted(lines for node, lines in nodes(graph).items() if node.startswith("g"))
     assert [lines[0] for lines in entries] == ["entry a", "entry a", "entry b"]
     assert len({lines[1] for lines in entries}) == 2
