@@ -6,7 +6,8 @@
 #                          automatically; simplified RST, which GitHub renders, plus README.md)
 #   make docs-check        fail when docs/reference/ is stale, or when the plugin or role docs
 #                          have broken markup or references (antsibull-docs lint-collection-docs)
-#   make changelog-check   antsibull-changelog lint (changelogs/config.yaml and the fragments)
+#   make changelog-check   antsibull-changelog lint (changelogs/config.yaml and the fragments) and,
+#                          after the first release, lint-changelog-yaml
 #
 # No network: antsibull-docs reads the collection through ansible-doc (ANSIBLE_COLLECTIONS_PATH
 # points at this tree) and kubernetes.core, whose doc fragment the modules use, comes from the
@@ -75,6 +76,8 @@ docs-check: docs-tools changelog-check
 
 changelog-check: collection
 	$(ANTSIBULL_CHANGELOG) lint
+	if [ -f changelogs/changelog.yaml ]; then \
+	  $(ANTSIBULL_CHANGELOG) lint-changelog-yaml changelogs/changelog.yaml; fi
 	@echo "changelog-check: changelogs/ lints clean"
 
 TEST_TARGETS += docs-check
