@@ -5,24 +5,21 @@
 #                        and check every label reads back as written (tests/diagram/check.mjs)
 #
 # Needs Node.js 20+ and npm. The pinned packages (tests/diagram/package-lock.json) are installed
-# with `npm ci` into build/diagram/npm, outside the collection tree (ansible-galaxy collection
-# build would pack a node_modules under tests/); npm's cache serves later installs offline.
+# with `npm ci` into tests/diagram/node_modules (ignored by git and by the collection build);
+# npm's cache serves later installs offline.
 
 DIAGRAM_SRC := tests/diagram
-DIAGRAM_NPM := build/diagram/npm
-DIAGRAM_OUT := build/diagram/out
+DIAGRAM_OUT := build/diagram
 
-$(DIAGRAM_NPM)/.stamp: $(DIAGRAM_SRC)/package.json $(DIAGRAM_SRC)/package-lock.json
-	rm -rf $(DIAGRAM_NPM) && mkdir -p $(DIAGRAM_NPM)
-	cp $(DIAGRAM_SRC)/package.json $(DIAGRAM_SRC)/package-lock.json $(DIAGRAM_NPM)/
-	cd $(DIAGRAM_NPM) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+$(DIAGRAM_SRC)/node_modules/.stamp: $(DIAGRAM_SRC)/package.json $(DIAGRAM_SRC)/package-lock.json
+	cd $(DIAGRAM_SRC) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
 
 .PHONY: diagram-check
-diagram-check: collection $(DIAGRAM_NPM)/.stamp
+diagram-check: collection $(DIAGRAM_SRC)/node_modules/.stamp
 	rm -rf $(DIAGRAM_OUT)
 	$(BIN)/python $(DIAGRAM_SRC)/render_diagrams.py $(DIAGRAM_OUT)
-	node $(DIAGRAM_SRC)/check.mjs $(DIAGRAM_NPM) $(DIAGRAM_OUT)
+	node $(DIAGRAM_SRC)/check.mjs $(DIAGRAM_SRC) $(DIAGRAM_OUT)
 
 # About 10 s with a fresh `npm ci` (offline from npm's cache after the first install), 3 s after.
 TEST_TARGETS += diagram-check
