@@ -106,8 +106,9 @@ class WaypointRef:
 def default_waypoint_name(gateway):
     """``<gateway>-waypoint``: not the gateway's own name, because istiod names the waypoint's
     Deployment, Service and ServiceAccount after the Gateway object, and the sidecar-mode egress
-    gateway's Deployment and Service already carry the gateway's name in istio-egress."""
-    return gateway + WAYPOINT_SUFFIX
+    gateway's Deployment and Service already carry the gateway's name in istio-egress.
+    (A policy without a valid gateway name is already an error; the rest of it is still checked.)"""
+    return "%s%s" % (gateway or "", WAYPOINT_SUFFIX)
 
 
 def waypoint_ref(policy):

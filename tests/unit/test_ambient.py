@@ -685,3 +685,11 @@ def test_any_valid_policy_expands_consistently(data):
     # unique object identities
     identities = [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects]
     assert len(identities) == len(set(identities))
+
+
+def test_a_policy_without_gateway_is_an_error_list_in_ambient_mode_too():
+    data = {"egress_rules": [{"from": [{"namespace": "shop"}], "to": [
+        {"name": "a", "hosts": ["a.example.com"], "port": {"number": 443, "protocol": "HTTPS"}}]}]}
+    with pytest.raises(PolicyError) as raised:
+        expand(data, "ambient")
+    assert raised.value.errors == ["gateway: is required"]

@@ -140,8 +140,11 @@ def check_outcome(data, mode=None):
     assert time.monotonic() - start < 5
     assert all(isinstance(w, str) for w in warnings)
     # Output is linear in the input: objects per entry are bounded by the namespaces involved.
-    namespaces = {s["namespace"] for r in data["egress_rules"] for s in r["from"]}
-    bound = 8 + entry_count(data) * (4 + 2 * len(namespaces)) + 2 * len(namespaces) * (1 + entry_count(data))
+    # (Counted on the module-style spelling, whichever spelling the input used.)
+    params = data if "egress_rules" in data else plain(to_params(load(copy.deepcopy(data), mode)[0]))
+    namespaces = {s["namespace"] for r in params["egress_rules"] for s in r["from"]}
+    entries = entry_count(params)
+    bound = 8 + entries * (4 + 2 * len(namespaces)) + 2 * len(namespaces) * (1 + entries)
     assert len(objects) <= bound
     return objects
 
@@ -188,6 +191,52 @@ def test_filters_raise_only_filter_errors(data):
             function(copy.deepcopy(data))
         except AnsibleFilterError as exc:
             assert "invalid egress policy" in str(exc)
+
+
+EXAMPLE_TEXTS = []
+for _name in sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "..", "playbooks",
+                                            "examples"))):
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "playbooks", "examples",
+                           _name)) as _f:
+        EXAMPLE_TEXTS.append(_f.read())
+YAML_SNIPPETS = ["yes", "no", "~", "null", "'80'", "0x50", "1e3", "-1", "99999999999999999999",
+                 "[", "]", "{", "}", ": ", "- ", "&a", "*a", "!!binary", "\t", "#", "\u00fc" * 5,
+                 "egress_rules:", "gateway: x", "\n  ", "\n- ", '"', "'", "...", "---"]
+
+
+@st.composite
+def mutated_text(draw):
+    """An example policy file with a few textual edits: spans deleted, lines duplicated,
+    YAML fragments inserted. Most are no longer valid; some still are."""
+    text = draw(st.sampled_from(EXAMPLE_TEXTS))
+    for dummy in range(draw(st.integers(min_value=1, max_value=4))):
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        action = draw(st.sampled_from(["delete", "insert", "duplicate-line", "swap-case"]))
+        if action == "delete":
+            text = text[:at] + text[at + draw(st.integers(min_value=1, max_value=40)):]
+        elif action == "insert":
+            piece = draw(st.one_of(st.sampled_from(YAML_SNIPPETS), st.text(max_size=12)))
+            text = text[:at] + piece + text[at:]
+        elif action == "duplicate-line":
+            lines = text.split("\n")
+            index = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+            lines.insert(index, lines[index])
+            text = "\n".join(lines)
+        else:
+            text = text[:at] + text[at:at + 20].swapcase() + text[at + 20:]
+    return text
+
+
+@given(mutated_text())
+def test_mutated_policy_files_fail_cleanly_or_expand(text):
+    try:
+        data = load_yaml(text, "policy.yaml")
+    except PolicyError as exc:
+        assert exc.errors and all(e.startswith("policy.yaml: ") for e in exc.errors)
+        assert all(len(e) < 2000 for e in exc.errors)
+        return
+    check_outcome(data)
+    check_outcome(data, "ambient")
 
 
 YAML_ODDITIES = [
