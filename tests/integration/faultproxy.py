@@ -208,7 +208,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _relay(self):
-        path, _, query = self.path.partition("?")
+        path, dummy, query = self.path.partition("?")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         fault = self.owner.decide(self.command, path, query)

@@ -102,8 +102,8 @@ def scene(controlplane, admin_api):
         delete_namespace(admin_api, namespace)
 
 
-def test_transient_faults_are_retried_and_the_result_is_exact(controlplane, admin_api, proxy,
-                                                               scene, tmp_path):
+def test_transient_faults_are_retried_and_the_result_is_exact(
+        controlplane, admin_api, proxy, scene, tmp_path):
     gateway, namespaces = scene
     params = big_params(gateway, namespaces, 8)
     expected = expected_keys(params)
@@ -136,8 +136,8 @@ def test_transient_faults_are_retried_and_the_result_is_exact(controlplane, admi
     assert again["changed"] is False
 
 
-def test_a_failure_that_lasts_names_what_was_and_was_not_applied(controlplane, admin_api, proxy,
-                                                                 scene, tmp_path):
+def test_a_failure_that_lasts_names_what_was_and_was_not_applied(
+        controlplane, admin_api, proxy, scene, tmp_path):
     gateway, namespaces = scene
     params = big_params(gateway, namespaces, 6)
     expected = expected_keys(params)
@@ -178,7 +178,7 @@ def test_api_server_killed_in_the_middle_of_a_large_apply(private_controlplane, 
     cp = private_controlplane
     api = cp.api_client()
     gateway = unique("crash")
-    namespaces = [unique("src") for _ in range(3)]
+    namespaces = [unique("src") for dummy in range(3)]
     for namespace in [EGRESS_NAMESPACE] + namespaces:
         ensure_namespace(api, namespace)
     params = big_params(gateway, namespaces, ENTRIES)

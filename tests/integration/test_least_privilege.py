@@ -191,7 +191,7 @@ def test_the_role_and_its_policies_with_exactly_the_shipped_rbac(controlplane, a
     used |= {(group, resource, "create") for group, resource, verb in used if verb == "patch"}
     # Every write the role's grants allow was needed (update only serves force: true of the
     # module; delete of CRDs and namespaces is not granted at all).
-    role_grants = {g for g in installer.granted_writes()}
+    role_grants = set(installer.granted_writes())
     unused = sorted(g for g in role_grants - used if g[2] != "update")
     print("\nwrites by %s: %d; grants never used: %s" % (installer.user, len(writes), unused))
     module_kinds = {"serviceentries", "destinationrules", "gateways", "virtualservices",

@@ -90,8 +90,8 @@ def test_user_guide_blocks_are_what_the_code_renders(kind):
         lines = [line for line in block.splitlines() if line.strip()]
         if kind == "objects":
             lines = [" ".join(line.split()) for line in lines]
-        assert lines == actual_lines(kind, result), "%s of %s in %s mode" % (kind, file_name,
-                                                                            mode)
+        assert lines == actual_lines(kind, result), \
+            "%s of %s in %s mode" % (kind, file_name, mode)
 
 
 # ---------------------------------------------------------------------------- troubleshooting
