@@ -3,7 +3,7 @@
 #   make package          build build/dist/servicemesh-egress-<version>.tar.gz (galaxy.yml
 #                         build_ignore decides what ships)
 #   make package-test     build it, check its members, install it offline into a fresh venv and
-#                         collections directory under build/package-test/, and run the demo
+#                         collections directory (venv under build/package-test/), and run the demo
 #                         against the installed copy from outside the repository: its files must
 #                         equal the working tree's (scripts/package-test)
 #   make demo-installed [OUT=DIR]   `make demo` against the installed artifact (FQCN playbook
