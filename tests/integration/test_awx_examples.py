@@ -177,6 +177,9 @@ def test_credential_type_injects_the_kubeconfig(controlplane, tmp_path):
 def test_job_template_applies_and_removes_a_policy(awx_job, controlplane, admin_api):
     namespace = unique("awx-src")
     gateway = unique("egw-awx")
+    # The gateway's namespace exists (the egress_gateway role creates it; this job template
+    # applies a policy only), and so does the source namespace.
+    ensure_namespace(admin_api, EGRESS_NAMESPACE)
     ensure_namespace(admin_api, namespace)
     answers = {"egress_gateway": gateway, "egress_namespace": namespace,
                "egress_hosts": "api.awx-test.example\nstatus.awx-test.example",
