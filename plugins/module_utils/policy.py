@@ -508,6 +508,8 @@ _RESOURCE_META_IGNORED = ("uid", "resourceVersion", "generation", "creationTimes
                           "managedFields", "selfLink", "finalizers", "ownerReferences",
                           "deletionTimestamp", "deletionGracePeriodSeconds", "generateName")
 _RESOURCE_SPEC = ("byEgressGateway", "egressRules", "mode", "waypoint")
+# kubectl's record of its last apply: present in `kubectl get -o yaml` output, never policy data.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 _PARAMS_TOP = ("name", "namespace", "gateway", "egress_rules", "mode", "waypoint", "labels",
                "annotations")
 
@@ -530,11 +532,14 @@ def _read_resource(reader, data):
     reader.known_keys(spec, "spec", _RESOURCE_SPEC)
     by_gateway = reader.mapping(spec.get("byEgressGateway"), "spec.byEgressGateway", True) or {}
     reader.known_keys(by_gateway, "spec.byEgressGateway", ("name",))
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        annotations = dict((k, v) for k, v in annotations.items() if k != LAST_APPLIED) or None
     top = {
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "labels": meta.get("labels"),
-        "annotations": meta.get("annotations"),
+        "annotations": annotations,
         "gateway": by_gateway.get("name"),
         "rules": spec.get("egressRules"),
         "mode": spec.get("mode"),

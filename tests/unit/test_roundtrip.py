@@ -70,6 +70,17 @@ def test_live_object_metadata_is_ignored():
     assert resource == example("seed-1-http")
 
 
+def test_kubectl_last_applied_annotation_is_not_policy_data():
+    live = example("seed-1-http")
+    live["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": '{"kind": "ASMEgressTrafficPolicy"}',
+        "team": "web"}
+    resource = plain(to_resource(load(live)[0]))
+    assert resource["metadata"]["annotations"] == {"team": "web"}
+    live["metadata"]["annotations"].pop("team")
+    assert "annotations" not in plain(to_resource(load(live)[0]))["metadata"]
+
+
 def test_lower_case_protocol_is_written_upper_case():
     data = example("seed-1-http")
     data["spec"]["egressRules"][0]["to"][0]["port"]["protocol"] = "http"
