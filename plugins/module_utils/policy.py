@@ -922,6 +922,11 @@ def _read_http(reader, raw, path, protocol):
 
 
 def _read_duration(reader, value, path):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # `timeout: 10` in YAML is a number: say which unit it needs instead of "not a string".
+        reader.error(path, "must be a duration with its unit such as 500ms, 10s, 1m or 1h, got "
+                           "the number %s (write %ss for seconds)" % (value, value))
+        return None
     text = reader.string(value, path)
     if text is not None and not _DURATION.match(text):
         reader.error(path, "must be a duration such as 500ms, 10s, 1m or 1h, got %s" % _show(text))

@@ -460,6 +460,16 @@ def test_l7_rule_values_checked():
     ]
 
 
+def test_a_duration_written_as_a_number_says_which_unit():
+    data = params(http(http={"timeout": 10, "retries": {"attempts": 2, "per_try_timeout": 2.5}}))
+    assert errors(data) == [
+        "egress_rules[0].to[0].http.timeout: must be a duration with its unit such as 500ms, "
+        "10s, 1m or 1h, got the number 10 (write 10s for seconds)",
+        "egress_rules[0].to[0].http.retries.per_try_timeout: must be a duration with its unit "
+        "such as 500ms, 10s, 1m or 1h, got the number 2.5 (write 2.5s for seconds)",
+    ]
+
+
 def test_mode_must_be_known():
     assert errors(params(http(), mode="proxyless")) == [
         "mode: must be one of sidecar, ambient, got 'proxyless'"
