@@ -29,7 +29,7 @@ settings.register_profile("slow", max_examples=10000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # "path: message", where the path is a dotted field path with optional [index] parts.
-ERROR_LINE = re.compile(r"^(?=\S)([A-Za-z_]\w*)?((\.[\w./-]+)|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]]*)\])*: \S")
+ERROR_LINE = re.compile(r"^(?=\S)([A-Za-z_][\w-]*)?((\.[\w./-]+)|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]]*)\])*: \S")
 
 # ---------------------------------------------------------------------------- strategies
 
