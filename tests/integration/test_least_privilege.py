@@ -8,7 +8,7 @@
   and its policies; every write grant in it is used; the token can do nothing else that matters
   (no Secrets outside istio-egress, no RBAC objects cluster-wide, no other CRD).
 * No secret (api_key, a kubeconfig given as content, a password) appears in what Ansible prints
-  with -vvv, in diff output, in failure messages or in results.
+  with -vvv, in its log file, in diff output, in failure messages or in results.
 """
 
 from __future__ import annotations
@@ -267,7 +267,9 @@ def test_no_secret_in_verbose_output_diff_or_failures(controlplane, admin_api, i
                 "gateway": gateway, "state": "absent", "host": controlplane.server,
                 "ca_cert": controlplane.ca, "api_key": token}},
         ]}]))
-    env = ansible_env(controlplane.admin_kubeconfig, ANSIBLE_STDOUT_CALLBACK="default")
+    log = tmp_path / "ansible.log"
+    env = ansible_env(controlplane.admin_kubeconfig, ANSIBLE_STDOUT_CALLBACK="default",
+                      ANSIBLE_LOG_PATH=str(log))
     env.pop("K8S_AUTH_KUBECONFIG")
     try:
         rc, out = run(["ansible-playbook", "-vvv", "--diff",
@@ -276,8 +278,11 @@ def test_no_secret_in_verbose_output_diff_or_failures(controlplane, admin_api, i
         assert "a wrong token fails" in out and "HTTP 401" in out
         # the runs really happened (so there was something to leak)
         assert out.count("changed: [localhost]") >= 2
+        logged = log.read_text()  # Ansible's log file (log_path) too
+        assert "a wrong token fails" in logged
         for secret in (token, bogus, password):
             assert secret not in out
+            assert secret not in logged
         # the kubeconfig's token is its only secret; its other content may show
         assert kubeconfig_content["users"][0]["user"]["token"] not in out
         assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out
