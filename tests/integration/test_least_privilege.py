@@ -167,6 +167,11 @@ def test_the_role_and_its_policies_with_exactly_the_shipped_rbac(controlplane, a
     cmd = ["ansible-playbook"]  # the implicit localhost: local connection, this Python
     mark = controlplane.audit_mark()
     try:
+        # A first install in check mode: dry runs only, nothing is left behind.
+        rc, out = run(cmd + ["--check", role_playbook(tmp_path, gateway, source)], env)
+        assert rc == 0, "first install in check mode: %s" % out[-5000:]
+        assert "RoleBinding %s/%s would be created" % (EGRESS_NAMESPACE, gateway) in out
+        assert controlplane.writes(user=installer.user, since=mark, dry_run=False) == []
         for label, args in (("present", []), ("rerun", []), ("check mode", ["--check"]),
                             ("with the optional objects", ["-e", "egress_gateway_autoscaling=true",
                                                            "-e", "egress_gateway_network_policy=true"])):
