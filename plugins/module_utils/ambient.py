@@ -57,6 +57,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import 
     authorization_sources,
     source_principals,
     unique_port_names,
+    with_http_settings,
 )
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -370,22 +371,11 @@ def _origination_rules(policy, waypoint, group):
 
 
 def _l7_route(host, target):
-    route = OrderedDict([
-        ("name", target.name),
-        ("match", [{"port": target.port.number}]),
-        ("route", [{"destination": {"host": host, "port": {"number": target.port.number}}}]),
-    ])
-    http = target.http
-    if http.timeout is not None:
-        route["timeout"] = http.timeout
-    if http.retries is not None:
-        retries = {"attempts": http.retries.attempts}
-        if http.retries.per_try_timeout is not None:
-            retries["perTryTimeout"] = http.retries.per_try_timeout
-        if http.retries.retry_on is not None:
-            retries["retryOn"] = http.retries.retry_on
-        route["retries"] = retries
-    return dict(route)
+    return with_http_settings({
+        "name": target.name,
+        "match": [{"port": target.port.number}],
+        "route": [{"destination": {"host": host, "port": {"number": target.port.number}}}],
+    }, target.http)
 
 
 def _virtual_services(policy, waypoint, group):

@@ -130,16 +130,13 @@ def _to_gateway(ctx, target):
                              "port": {"number": ctx.ports[target.name]}}}]
 
 
-def _http_route(ctx, target):
-    route = {
-        "name": target.name,
-        "match": [{"port": target.port.number}],
-        "route": _to_gateway(ctx, target),
-    }
-    http = target.http
-    if http is not None and http.timeout is not None:
+def with_http_settings(route, http):
+    """``route`` (a VirtualService HTTP route) with the entry's timeout and retries, if any."""
+    if http is None:
+        return route
+    if http.timeout is not None:
         route["timeout"] = http.timeout
-    if http is not None and http.retries is not None:
+    if http.retries is not None:
         retries = {"attempts": http.retries.attempts}
         if http.retries.per_try_timeout is not None:
             retries["perTryTimeout"] = http.retries.per_try_timeout
@@ -147,6 +144,14 @@ def _http_route(ctx, target):
             retries["retryOn"] = http.retries.retry_on
         route["retries"] = retries
     return route
+
+
+def _http_route(ctx, target):
+    return with_http_settings({
+        "name": target.name,
+        "match": [{"port": target.port.number}],
+        "route": _to_gateway(ctx, target),
+    }, target.http)
 
 
 def unique_port_names(targets):

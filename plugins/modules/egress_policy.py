@@ -259,16 +259,6 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-        AUTH_ARG_SPEC,
-    )
-except ImportError:  # reported by main() with a clear message
-    AUTH_ARG_SPEC = None
-    KUBERNETES_CORE_IMPORT_ERROR = traceback.format_exc()
-else:
-    KUBERNETES_CORE_IMPORT_ERROR = None
-
 from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
     EgressFailure,
     apply_policy,
@@ -276,7 +266,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply im
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client import (
+    AUTH_ARG_SPEC,
     from_auth_params,
+    require_kubernetes_core,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
 
@@ -311,10 +303,7 @@ def main():
         + [(source, option) for source in ("definition", "src") for option in POLICY_OPTIONS],
         required_one_of=[("definition", "src", "gateway")],
     )
-    if KUBERNETES_CORE_IMPORT_ERROR:
-        module.fail_json(msg="the kubernetes.core collection is required (ansible-galaxy "
-                             "collection install kubernetes.core)",
-                         exception=KUBERNETES_CORE_IMPORT_ERROR)
+    require_kubernetes_core(module)
     params = module.params
 
     def client():

@@ -155,22 +155,14 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-        AUTH_ARG_SPEC,
-    )
-except ImportError:  # reported by main() with a clear message
-    AUTH_ARG_SPEC = None
-    KUBERNETES_CORE_IMPORT_ERROR = traceback.format_exc()
-else:
-    KUBERNETES_CORE_IMPORT_ERROR = None
-
 from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
     EgressFailure,
     describe_policies,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client import (
+    AUTH_ARG_SPEC,
     from_auth_params,
+    require_kubernetes_core,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
 
@@ -183,10 +175,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if KUBERNETES_CORE_IMPORT_ERROR:
-        module.fail_json(msg="the kubernetes.core collection is required (ansible-galaxy "
-                             "collection install kubernetes.core)",
-                         exception=KUBERNETES_CORE_IMPORT_ERROR)
+    require_kubernetes_core(module)
     params = module.params
     failure = None
     try:

@@ -26,7 +26,6 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SCRIPT = os.path.join(REPO, "scripts", "controlplane")
-DATA = os.path.join(HERE, "data")
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 

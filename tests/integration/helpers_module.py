@@ -7,11 +7,13 @@ test_egress_policy_info.py."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
 import secrets
 import subprocess
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -251,3 +253,98 @@ def wait_until(what, check, timeout=30):
             return
         time.sleep(0.3)
     raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+
+
+# ---------------------------------------------------------------------------- policies
+
+
+def ok(result):
+    """A module result that did not fail (its message otherwise)."""
+    assert not result.get("failed"), result.get("msg")
+    return result
+
+
+def expansion(params, mode=None):
+    """``{(kind, namespace, name): object}`` of what ``params`` expand to (the expected state)."""
+    from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand
+
+    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o
+            for o in expand(copy.deepcopy(params), mode)[0]}
+
+
+class Policy:
+    """One test's policy: a unique gateway, its own source namespaces, helpers to run it."""
+
+    def __init__(self, controlplane, admin_api, namespaces=1):
+        self.cp = controlplane
+        self.api = admin_api
+        self.gateway = unique("egt")
+        self.namespaces = [unique("src") for index in range(namespaces)]
+        for namespace in [EGRESS_NAMESPACE] + self.namespaces:
+            ensure_namespace(admin_api, namespace)
+        self.kubeconfig = controlplane.admin_kubeconfig
+
+    @property
+    def ns(self):
+        return self.namespaces[0]
+
+    def params(self, *rules, **extra):
+        out = {"gateway": self.gateway, "egress_rules": list(rules) or self.default_rules()}
+        out.update(extra)
+        return out
+
+    def default_rules(self):
+        return [rule(self.ns, entry("alpha", "alpha.example.com"),
+                     entry("beta", "beta.example.com", 80, "HTTP"))]
+
+    def run(self, args, **kw):
+        kubeconfig = kw.pop("kubeconfig", self.kubeconfig)
+        return run_module(kubeconfig, args, **kw)
+
+    def mark(self):
+        return self.cp.audit_mark()
+
+    def writes(self, since, dry_run=False):
+        return policy_writes(self.cp, since, self.namespaces, self.gateway, dry_run=dry_run)
+
+    def live(self):
+        return owned_objects(self.api, self.gateway)
+
+    def cleanup(self):
+        run_module(self.cp.admin_kubeconfig, {"gateway": self.gateway, "state": "absent"})
+        for namespace in self.namespaces:
+            delete_namespace(self.api, namespace)
+
+
+# ---------------------------------------------------------------------------- the role
+
+SEED_1 = os.path.join(REPO, "playbooks", "examples", "seed-1-http.yaml")
+
+
+def write_role_play(path, gateway, state, source_namespace, selector=None, **role_vars):
+    """A playbook running the egress_gateway role for ``gateway`` with ASM's first example as its
+    policy, the sources moved to ``source_namespace`` (``selector``: their workloadSelector)."""
+    source = {"namespace": source_namespace}
+    if selector:
+        source["workloadSelector"] = selector
+    extra = "".join("\n                %s: %s" % (k, json.dumps(v)) for k, v in role_vars.items())
+    path.write_text(textwrap.dedent("""\
+        - hosts: localhost
+          gather_facts: false
+          vars:
+            seed: "{{ lookup('ansible.builtin.file', '%(seed)s') | from_yaml }}"
+          tasks:
+            - ansible.builtin.include_role:
+                name: servicemesh.egress.egress_gateway
+              vars:
+                egress_gateway_name: %(gateway)s
+                egress_gateway_state: %(state)s
+                egress_gateway_replicas: 2
+                egress_gateway_policies:
+                  - "{{ seed | combine({'metadata': {'name': 'egress-by-%(gateway)s'},
+                        'spec': {'byEgressGateway': {'name': '%(gateway)s'},
+                                 'egressRules': [seed.spec.egressRules[0] | combine({'from':
+                                   [%(source)s]})]}}, recursive=True) }}"%(extra)s
+        """ % {"seed": SEED_1, "gateway": gateway, "state": state,
+               "source": json.dumps(source).replace('"', "'"), "extra": extra}))
+    return str(path)

@@ -9,16 +9,14 @@ every round each policy's objects are exactly what it expands to, and nothing el
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand
 from helpers_module import (
     EGRESS_NAMESPACE,
     delete_namespace,
     ensure_namespace,
     entry,
+    expansion,
     finish_module,
     owned_objects,
     rule,
@@ -41,14 +39,9 @@ def params_for(gateway, namespace, round_, tag):
     return {"gateway": gateway, "egress_rules": [rule(namespace, *entries)]}
 
 
-def expected(params):
-    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o
-            for o in expand(copy.deepcopy(params))[0]}
-
-
 def assert_exact(api, gateway, params):
     """The live objects carrying the policy's labels are exactly the expansion, with its specs."""
-    want = expected(params)
+    want = expansion(params)
     live = owned_objects(api, gateway)
     assert set(live) == set(want), (set(live) ^ set(want))
     for key, obj in want.items():

@@ -20,7 +20,9 @@ import yaml
 
 pytestmark = pytest.mark.integration
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# ASM's three reference examples, as the render playbook and the molecule scenarios use them.
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "playbooks", "examples")
 SEEDS = sorted(glob.glob(os.path.join(DATA, "seed-*.yaml")))
 GROUP, VERSION, PLURAL = "istio.alibabacloud.com", "v1beta1", "asmegresstrafficpolicies"
 NAMESPACE = "istio-egress"

@@ -21,17 +21,14 @@ from helpers_module import (
     EGRESS_NAMESPACE,
     POLICY,
     REPO,
+    Policy,
     create_object,
-    delete_namespace,
     delete_object,
-    ensure_namespace,
     entry,
     get_object,
     keys,
-    owned_objects,
-    policy_writes,
+    ok,
     rule,
-    run_module,
     run_playbook,
     unique,
     wait_until,
@@ -42,60 +39,11 @@ pytestmark = pytest.mark.integration
 RBAC = os.path.join(REPO, "docs", "rbac.yaml")
 
 
-class Policy:
-    """One test's policy: a unique gateway, its own source namespaces, helpers to run it."""
-
-    def __init__(self, controlplane, admin_api, namespaces=1):
-        self.cp = controlplane
-        self.api = admin_api
-        self.gateway = unique("egt")
-        self.namespaces = [unique("src") for index in range(namespaces)]
-        for namespace in [EGRESS_NAMESPACE] + self.namespaces:
-            ensure_namespace(admin_api, namespace)
-        self.kubeconfig = controlplane.admin_kubeconfig
-
-    @property
-    def ns(self):
-        return self.namespaces[0]
-
-    def params(self, *rules, **extra):
-        out = {"gateway": self.gateway, "egress_rules": list(rules) or self.default_rules()}
-        out.update(extra)
-        return out
-
-    def default_rules(self):
-        return [rule(self.ns, entry("alpha", "alpha.example.com"),
-                     entry("beta", "beta.example.com", 80, "HTTP"))]
-
-    def run(self, args, **kw):
-        kubeconfig = kw.pop("kubeconfig", self.kubeconfig)
-        return run_module(kubeconfig, args, **kw)
-
-    def mark(self):
-        return self.cp.audit_mark()
-
-    def writes(self, since, dry_run=False):
-        return policy_writes(self.cp, since, self.namespaces, self.gateway, dry_run=dry_run)
-
-    def live(self):
-        return owned_objects(self.api, self.gateway)
-
-    def cleanup(self):
-        run_module(self.cp.admin_kubeconfig, {"gateway": self.gateway, "state": "absent"})
-        for namespace in self.namespaces:
-            delete_namespace(self.api, namespace)
-
-
 @pytest.fixture
 def policy(controlplane, admin_api):
     p = Policy(controlplane, admin_api)
     yield p
     p.cleanup()
-
-
-def ok(result):
-    assert not result.get("failed"), result.get("msg")
-    return result
 
 
 # ---------------------------------------------------------------------------- life cycle

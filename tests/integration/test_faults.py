@@ -13,13 +13,11 @@ the figures these tests print (``pytest -s``).
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 
 import pytest
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand
 from faultproxy import AfterN, FaultProxy, FirstAttempts
 from helpers_module import (
     EGRESS_NAMESPACE,
@@ -27,7 +25,9 @@ from helpers_module import (
     delete_namespace,
     ensure_namespace,
     entry,
+    expansion,
     finish_module,
+    ok,
     owned_objects,
     rule,
     run_module,
@@ -48,16 +48,6 @@ def big_params(gateway, namespaces, entries):
             entry("svc-%d-%d" % (index, n), "svc-%d-%d.example.com" % (index, n))
             for n in range(per)]))
     return {"gateway": gateway, "egress_rules": rules}
-
-
-def expected_keys(params):
-    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
-            for o in expand(copy.deepcopy(params))[0]}
-
-
-def ok(result):
-    assert not result.get("failed"), result.get("msg")
-    return result
 
 
 def unlabelled_leftovers(api, gateway, namespaces):
@@ -106,7 +96,7 @@ def test_transient_faults_are_retried_and_the_result_is_exact(
         controlplane, admin_api, proxy, scene, tmp_path):
     gateway, namespaces = scene
     params = big_params(gateway, namespaces, 8)
-    expected = expected_keys(params)
+    expected = set(expansion(params))
     kubeconfig = proxy.kubeconfig(controlplane.admin_kubeconfig, tmp_path / "proxy.kubeconfig")
     # Every write fails on its first attempt (429, 503, 500 or a reset, in turn); every apply
     # then meets a 409 on its second; the first attempt of every read fails too.
@@ -140,7 +130,7 @@ def test_a_failure_that_lasts_names_what_was_and_was_not_applied(
         controlplane, admin_api, proxy, scene, tmp_path):
     gateway, namespaces = scene
     params = big_params(gateway, namespaces, 6)
-    expected = expected_keys(params)
+    expected = set(expansion(params))
     kubeconfig = proxy.kubeconfig(controlplane.admin_kubeconfig, tmp_path / "proxy.kubeconfig")
     proxy.add_rule(AfterN(FaultProxy.writes, 7, "503"))
 
@@ -182,7 +172,7 @@ def test_api_server_killed_in_the_middle_of_a_large_apply(private_controlplane, 
     for namespace in [EGRESS_NAMESPACE] + namespaces:
         ensure_namespace(api, namespace)
     params = big_params(gateway, namespaces, ENTRIES)
-    expected = expected_keys(params)
+    expected = set(expansion(params))
 
     mark = cp.audit_mark()
     proc = start_module(cp.admin_kubeconfig, params)

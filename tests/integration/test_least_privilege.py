@@ -13,13 +13,11 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
 import secrets
 import subprocess
-import textwrap
 
 import pytest
 import yaml
@@ -33,12 +31,12 @@ from helpers_module import (
     owned_objects,
     unique,
     wait_until,
+    write_role_play,
 )
 
 pytestmark = pytest.mark.integration
 
 RBAC = os.path.join(REPO, "docs", "rbac.yaml")
-SEED = os.path.join(REPO, "playbooks", "examples", "seed-1-http.yaml")
 
 
 def rbac_documents():
@@ -47,15 +45,10 @@ def rbac_documents():
 
 
 def kubeconfig_for(controlplane, token, path):
-    with open(controlplane.ca, "rb") as f:
-        ca = base64.b64encode(f.read()).decode()
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "cp", "cluster": {"server": controlplane.server,
-                                                "certificate-authority-data": ca}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "cp", "user": "sa"}}],
-    }
+    """The admin kubeconfig with its user's token replaced by ``token``."""
+    with open(controlplane.admin_kubeconfig) as f:
+        config = yaml.safe_load(f)
+    config["users"][0]["user"] = {"token": token}
     path.write_text(json.dumps(config))
     return str(path)
 
@@ -123,29 +116,8 @@ def installer(controlplane, admin_api, tmp_path):
     i.cleanup()
 
 
-def role_playbook(tmp_path, gateway, source_namespace, state="present", **role_vars):
-    play = tmp_path / ("play-%s.yml" % state)
-    extra = "".join("\n                %s: %s" % (k, json.dumps(v)) for k, v in role_vars.items())
-    play.write_text(textwrap.dedent("""\
-        - hosts: localhost
-          gather_facts: false
-          vars:
-            seed: "{{ lookup('ansible.builtin.file', '%(seed)s') | from_yaml }}"
-          tasks:
-            - ansible.builtin.include_role:
-                name: servicemesh.egress.egress_gateway
-              vars:
-                egress_gateway_name: %(gateway)s
-                egress_gateway_state: %(state)s
-                egress_gateway_replicas: 2
-                egress_gateway_policies:
-                  - "{{ seed | combine({'metadata': {'name': 'egress-by-%(gateway)s'},
-                        'spec': {'byEgressGateway': {'name': '%(gateway)s'},
-                                 'egressRules': [seed.spec.egressRules[0] | combine({'from':
-                                   [{'namespace': '%(ns)s'}]})]}}, recursive=True) }}"%(extra)s
-        """ % {"seed": SEED, "gateway": gateway, "state": state, "ns": source_namespace,
-               "extra": extra}))
-    return str(play)
+def role_playbook(tmp_path, gateway, source_namespace, state="present"):
+    return write_role_play(tmp_path / ("play-%s.yml" % state), gateway, state, source_namespace)
 
 
 def run(cmd, env):
@@ -232,13 +204,15 @@ def test_no_secret_in_verbose_output_diff_or_failures(controlplane, admin_api, i
     policy = {"gateway": gateway, "egress_rules": [{"from": [{"namespace": source}], "to": [
         {"name": "alpha", "hosts": ["alpha.example.com"],
          "port": {"number": 443, "protocol": "HTTPS"}}]}]}
+    server = {"host": controlplane.server, "ca_cert": controlplane.ca}
+    role_auth = {"egress_gateway_host": controlplane.server,
+                 "egress_gateway_ca_cert": controlplane.ca, "egress_gateway_api_key": token}
     play = tmp_path / "secrets.yml"
     play.write_text(yaml.safe_dump([{
         "hosts": "localhost", "gather_facts": False,
         "tasks": [
             {"name": "apply with api_key",
-             "servicemesh.egress.egress_policy": dict(
-                 policy, host=controlplane.server, ca_cert=controlplane.ca, api_key=token)},
+             "servicemesh.egress.egress_policy": dict(policy, api_key=token, **server)},
             {"name": "read with a kubeconfig given as content",
              "servicemesh.egress.egress_policy_info": {"name": gateway,
                                                        "kubeconfig": kubeconfig_content}},
@@ -248,37 +222,29 @@ def test_no_secret_in_verbose_output_diff_or_failures(controlplane, admin_api, i
                      policy["egress_rules"][0]["to"][0], hosts=["beta.example.com"])])],
                  kubeconfig=kubeconfig_content)},
             {"name": "a wrong token fails",
-             "servicemesh.egress.egress_policy": dict(
-                 policy, host=controlplane.server, ca_cert=controlplane.ca, api_key=bogus),
+             "servicemesh.egress.egress_policy": dict(policy, api_key=bogus, **server),
              "ignore_errors": True},
             {"name": "a password fails",
              "servicemesh.egress.egress_policy": dict(
-                 policy, host=controlplane.server, ca_cert=controlplane.ca, username="someone",
-                 password=password),
+                 policy, username="someone", password=password, **server),
              "ignore_errors": True},
             {"name": "the role with its api_key variable",
              "ansible.builtin.include_role": {"name": "servicemesh.egress.egress_gateway"},
-             "vars": {"egress_gateway_name": gateway, "egress_gateway_state": "present",
-                      "egress_gateway_host": controlplane.server,
-                      "egress_gateway_ca_cert": controlplane.ca,
-                      "egress_gateway_api_key": token, "egress_gateway_policies": []}},
+             "vars": dict(role_auth, egress_gateway_name=gateway,
+                          egress_gateway_state="present", egress_gateway_policies=[])},
             {"name": "the role removes its gateway",
              "ansible.builtin.include_role": {"name": "servicemesh.egress.egress_gateway"},
-             "vars": {"egress_gateway_name": gateway, "egress_gateway_state": "absent",
-                      "egress_gateway_host": controlplane.server,
-                      "egress_gateway_ca_cert": controlplane.ca,
-                      "egress_gateway_api_key": token, "egress_gateway_policies": []}},
-            {"name": "remove", "servicemesh.egress.egress_policy": {
-                "gateway": gateway, "state": "absent", "host": controlplane.server,
-                "ca_cert": controlplane.ca, "api_key": token}},
+             "vars": dict(role_auth, egress_gateway_name=gateway,
+                          egress_gateway_state="absent", egress_gateway_policies=[])},
+            {"name": "remove", "servicemesh.egress.egress_policy": dict(
+                gateway=gateway, state="absent", api_key=token, **server)},
         ]}]))
     log = tmp_path / "ansible.log"
     env = ansible_env(controlplane.admin_kubeconfig, ANSIBLE_STDOUT_CALLBACK="default",
                       ANSIBLE_LOG_PATH=str(log))
     env.pop("K8S_AUTH_KUBECONFIG")
     try:
-        rc, out = run(["ansible-playbook", "-vvv", "--diff",
-                       str(play)], env)
+        rc, out = run(["ansible-playbook", "-vvv", "--diff", str(play)], env)
         assert rc == 0, out[-6000:]
         assert "a wrong token fails" in out and "HTTP 401" in out
         # the runs really happened (so there was something to leak)

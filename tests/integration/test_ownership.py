@@ -25,9 +25,10 @@ from helpers_module import (
     entry,
     get_object,
     keys,
+    ok,
+    Policy,
     rule,
 )
-from test_egress_policy_module import Policy, ok
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,11 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import yaml
+
+from helpers_module import write_role_play
 
 pytestmark = pytest.mark.integration
 
@@ -97,32 +98,13 @@ def test_defaults_are_the_argument_spec_defaults(role):
 def playbook(tmp_path, controlplane, *extra, state="present"):
     """Run the role for GATEWAY with seed 1 (sources moved to SOURCE_NAMESPACE); returns the
     PLAY RECAP counters of localhost."""
-    play = tmp_path / "play.yml"
-    play.write_text(textwrap.dedent("""\
-        - hosts: localhost
-          gather_facts: false
-          vars:
-            seed: "{{ lookup('ansible.builtin.file', '%(seed)s') | from_yaml }}"
-          tasks:
-            - ansible.builtin.include_role:
-                name: servicemesh.egress.egress_gateway
-              vars:
-                egress_gateway_name: %(gateway)s
-                egress_gateway_state: %(state)s
-                egress_gateway_replicas: 2
-                egress_gateway_policies:
-                  - "{{ seed | combine({'metadata': {'name': 'egress-by-%(gateway)s'},
-                        'spec': {'byEgressGateway': {'name': '%(gateway)s'},
-                                 'egressRules': [seed.spec.egressRules[0] | combine({'from':
-                                   [{'namespace': '%(ns)s', 'workloadSelector': {'app': 'sleep-a'}}]})]}},
-                        recursive=True) }}"
-        """ % {"seed": os.path.join(REPO, "playbooks", "examples", "seed-1-http.yaml"),
-               "gateway": GATEWAY, "state": state, "ns": SOURCE_NAMESPACE}))
+    play = write_role_play(tmp_path / "play.yml", GATEWAY, state, SOURCE_NAMESPACE,
+                           selector={"app": "sleep-a"})
     env = dict(os.environ, K8S_AUTH_KUBECONFIG=controlplane.admin_kubeconfig,
                ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(REPO, "build", "collections"))
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-           "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, str(play)]
+           "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, play]
     cmd += list(extra)
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

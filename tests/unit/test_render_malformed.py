@@ -2,7 +2,7 @@
 no Python traceback, and no output directory written."""
 import pytest
 
-from test_render_playbook import run_render
+from helpers import run_render
 
 MALFORMED = {
     "empty": (b"", "policy"),

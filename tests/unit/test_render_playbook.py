@@ -2,30 +2,10 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from helpers import EXAMPLES, ROOT, SEEDS
-
-PLAYBOOK = os.path.join(ROOT, "playbooks", "render.yml")
-
-
-def run_render(tmp_path, *extra):
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, "build", "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
-    })
-    return subprocess.run(
-        [os.path.join(bin_dir, "ansible-playbook"), PLAYBOOK] + list(extra),
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+from helpers import EXAMPLES, ROOT, SEEDS, run_render
 
 
 @pytest.mark.parametrize("name", SEEDS)

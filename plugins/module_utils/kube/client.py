@@ -20,8 +20,19 @@ import json
 import random
 import threading
 import time
+import traceback
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+        AUTH_ARG_SPEC,
+    )
+except ImportError:  # reported by require_kubernetes_core() and from_auth_params()
+    AUTH_ARG_SPEC = None
+    KUBERNETES_CORE_IMPORT_ERROR = traceback.format_exc()
+else:
+    KUBERNETES_CORE_IMPORT_ERROR = None
 
 try:
     from urllib.parse import quote
@@ -290,15 +301,23 @@ def path_segment(value):
     return quote(str(value), safe="")
 
 
+def require_kubernetes_core(module):
+    """Fail ``module`` (an AnsibleModule) at once when the kubernetes.core collection is missing:
+    its auth options are part of the module's arguments."""
+    if KUBERNETES_CORE_IMPORT_ERROR:
+        module.fail_json(msg="the kubernetes.core collection is required (ansible-galaxy "
+                             "collection install kubernetes.core)",
+                         exception=KUBERNETES_CORE_IMPORT_ERROR)
+
+
 def from_auth_params(params, retry=None):
     """A :class:`Client` from kubernetes.core's auth options (unset ones from ``K8S_AUTH_*``).
 
     Raises KubeError when the configuration cannot be loaded (no kubeconfig, bad context...).
     """
     try:
-        from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-            AUTH_ARG_SPEC,
-        )
+        if KUBERNETES_CORE_IMPORT_ERROR:
+            raise ImportError(KUBERNETES_CORE_IMPORT_ERROR.strip().splitlines()[-1])
         from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
             get_api_client,
         )
