@@ -1,9 +1,16 @@
-# Benchmarks (not part of `make test`): each writes a results file beside its script.
-.PHONY: bench-expand
-bench-expand: collection
+# Benchmarks (not part of `make test`): each appends to a results file beside its script.
+#
+#   make bench-expand    render/expand time and memory, 10 to 10,000 entries (benchmarks/expand)
+#   make bench-apply     the module vs kubectl apply --server-side vs kubernetes.core.k8s against
+#                        the local control plane (BENCH_ENTRIES=1000 BENCH_MODE=sidecar)
+
+BENCH_ENTRIES ?= 1000
+BENCH_MODE ?= sidecar
+
+.PHONY: bench-expand bench-apply
+bench-expand: collection ## benchmark: expansion time and memory (benchmarks/expand)
 	$(BIN)/python benchmarks/expand/bench.py
 
-# The slow property suite: 10,000 generated parameter sets per property (not part of `make test`).
-.PHONY: test-slow
-test-slow: collection
-	HYPOTHESIS_PROFILE=slow $(PYTEST) tests/unit/test_properties.py
+bench-apply: collection ## benchmark: the module vs kubectl and k8s [BENCH_ENTRIES= BENCH_MODE=]
+	$(BIN)/python benchmarks/apply/run.py --entries $(BENCH_ENTRIES) --mode $(BENCH_MODE) \
+	  --results benchmarks/apply/results.md

@@ -59,13 +59,13 @@ docs-tools: collection
 	  echo "docs: check the Sphinx and docutils pins in constraints.txt (Sphinx 3.x does not import on Python 3.11)" >&2; \
 	  exit 1; }
 
-docs: docs-tools
+docs: docs-tools ## regenerate docs/reference/ from the plugin and role docs
 	$(call docs_generate,$(DOCS_BUILD)/reference)
 	rm -rf $(DOCS_REFERENCE) && mkdir -p $(dir $(DOCS_REFERENCE))
 	cp -r $(DOCS_BUILD)/reference $(DOCS_REFERENCE)
 	@echo "docs: $(DOCS_REFERENCE) has $$(ls $(DOCS_REFERENCE) | wc -l) files"
 
-docs-check: docs-tools changelog-check
+docs-check: docs-tools changelog-check ## docs/reference/ current, docs lint, changelog lint
 	$(call docs_generate,$(DOCS_BUILD)/check)
 	@diff -r $(DOCS_REFERENCE) $(DOCS_BUILD)/check >$(DOCS_BUILD)/check.diff 2>&1 || { \
 	  echo "docs-check: $(DOCS_REFERENCE)/ is stale (not what the plugins' and roles' documentation" >&2; \
@@ -74,10 +74,8 @@ docs-check: docs-tools changelog-check
 	$(DOCS_LINT) .
 	@echo "docs-check: $(DOCS_REFERENCE)/ is current and the plugin and role docs lint clean"
 
-changelog-check: collection
+changelog-check: collection ## antsibull-changelog lint
 	$(ANTSIBULL_CHANGELOG) lint
 	if [ -f changelogs/changelog.yaml ]; then \
 	  $(ANTSIBULL_CHANGELOG) lint-changelog-yaml changelogs/changelog.yaml; fi
 	@echo "changelog-check: changelogs/ lints clean"
-
-TEST_TARGETS += docs-check

@@ -16,10 +16,10 @@ MESHCHECK_POLICIES := $(sort $(wildcard playbooks/examples/seed-*.yaml))
 endif
 
 .PHONY: meshcheck-build verify-mesh meshcheck-test
-meshcheck-build:
+meshcheck-build: ## build (or reuse) the cached meshcheck binary
 	@$(MESHCHECK_BUILD) >/dev/null
 
-verify-mesh: collection
+verify-mesh: collection ## Istio's generator on the seed renders [POLICY=FILE]
 	@set -euo pipefail; mc=$$($(MESHCHECK_BUILD)); dirs=(); \
 	for p in $(MESHCHECK_POLICIES); do \
 	  n=$$(basename "$$p"); n=$${n%.*}; rm -rf "$(MESHCHECK_OUT)/$$n"; \
@@ -29,7 +29,5 @@ verify-mesh: collection
 	done; \
 	"$$mc" "$${dirs[@]}"
 
-meshcheck-test: collection meshcheck-build
+meshcheck-test: collection meshcheck-build ## the pytest suite around meshcheck
 	$(PYTEST) tests/integration/test_meshcheck.py
-
-TEST_TARGETS += meshcheck-test

@@ -14,13 +14,13 @@ MOLECULE_SCENARIOS := default ambient kind
 
 .PHONY: molecule molecule-ambient molecule-kind molecule-syntax lint
 
-molecule: collection controlplane
+molecule: collection controlplane ## molecule default scenario (real control plane)
 	$(MOLECULE) test -s default
 
-molecule-ambient: collection controlplane
+molecule-ambient: collection controlplane ## molecule ambient scenario
 	$(MOLECULE) test -s ambient
 
-molecule-kind: collection
+molecule-kind: collection ## molecule with kind + Istio (needs Docker and internet)
 	$(MOLECULE) test -s kind
 
 # Playbooks of the scenarios (not task files, vars or inventories).
@@ -29,13 +29,11 @@ MOLECULE_PLAYBOOKS := $(filter-out %/molecule.yml %/inventory.yml %/vars.yml,\
 
 # `molecule syntax` checks each scenario's converge; ansible-playbook the other playbooks too.
 # No cluster is touched.
-molecule-syntax: collection
+molecule-syntax: collection ## syntax check of every molecule scenario
 	@set -e; for s in $(MOLECULE_SCENARIOS); do $(MOLECULE) syntax -s $$s; done
 	@set -e; for p in $(MOLECULE_PLAYBOOKS); do \
 	  $(BIN)/ansible-playbook --syntax-check -i extensions/molecule/inventory.yml $$p >/dev/null; \
 	  echo "syntax ok: $$p"; done
 
-lint: collection
+lint: collection ## ansible-lint, production profile
 	$(BIN)/ansible-lint roles/ playbooks/ extensions/ examples/ awx/
-
-TEST_TARGETS += lint molecule-syntax molecule molecule-ambient

@@ -16,16 +16,14 @@ PACKAGE_TEST_DIR := $(CURDIR)/build/package-test
 
 .PHONY: package package-test demo-installed
 
-package: collection
+package: collection ## build the collection artifact into build/dist
 	rm -f $(PACKAGE_DIST)/servicemesh-egress-*.tar.gz
 	$(BIN)/ansible-galaxy collection build --force --output-path $(PACKAGE_DIST)
 
-package-test: package
+package-test: package ## install the artifact offline, run the demo from it
 	PACKAGE_TEST_DIR=$(PACKAGE_TEST_DIR) VENV=$(VENV) PYTHON=$(BIN)/python BASE_PYTHON=$(PYTHON) \
 	  scripts/package-test $(PACKAGE_ARTIFACT)
 
-demo-installed: package
+demo-installed: package ## make demo against the installed artifact [OUT=DIR]
 	PACKAGE_TEST_DIR=$(PACKAGE_TEST_DIR) VENV=$(VENV) PYTHON=$(BIN)/python BASE_PYTHON=$(PYTHON) \
 	  scripts/package-test --demo $(PACKAGE_ARTIFACT) $(abspath $(OUT))
-
-TEST_TARGETS += package-test

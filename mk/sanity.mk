@@ -1,7 +1,9 @@
 # ansible-test sanity runs from an ansible_collections/<namespace>/<name> tree: a copy of the files
 # git tracks (or would track) in this working tree, refreshed on every run.
 SANITY_ROOT := $(CURDIR)/build/sanity/ansible_collections/servicemesh/egress
-SANITY_PYTHON ?= 3.11
+# The venv's Python version (ansible-test runs its tests with it) and its site-packages.
+SANITY_PYTHON ?= $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV_SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 # kubernetes.core (from the pinned `ansible` package) beside it: the modules use its doc fragment
 # and client code.
 SANITY_DEPS := $(CURDIR)/build/sanity/ansible_collections/kubernetes/core
@@ -12,19 +14,17 @@ space := $(subst ,, )
 
 # ansible-test's pip bootstrap script (see mk/ansible-test-get-pip.py), for the pip
 # version the installed ansible-test asks for.
-ANSIBLE_TEST_PIP := $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" \
-  $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)
+ANSIBLE_TEST_PIP = $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" \
+  $(VENV_SITE)/ansible_test/_internal/python_requirements.py 2>/dev/null)
 GET_PIP_CACHE = $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 
 .PHONY: sanity
-sanity: collection
+sanity: collection ## ansible-test sanity
 	mkdir -p $(dir $(GET_PIP_CACHE)) && cp mk/ansible-test-get-pip.py $(GET_PIP_CACHE)
 	rm -rf $(SANITY_ROOT) $(SANITY_DEPS) && mkdir -p $(SANITY_ROOT) $(dir $(SANITY_DEPS))
-	cp -r $(VENV)/lib/python3.11/site-packages/ansible_collections/kubernetes/core $(SANITY_DEPS)
+	cp -r $(VENV_SITE)/ansible_collections/kubernetes/core $(SANITY_DEPS)
 	git ls-files -z --cached --others --exclude-standard | \
 	  grep -zv -E '^($(subst $(space),|,$(SANITY_SKIP)))/' | \
 	  tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)
 	cd $(SANITY_ROOT) && git init -q . && ANSIBLE_COLLECTIONS_PATH= PYTHONPATH= \
 	  $(BIN)/ansible-test sanity --python $(SANITY_PYTHON) --requirements --color no
-
-TEST_TARGETS += sanity

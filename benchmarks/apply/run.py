@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(REPO, "build", "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import dump_all  # noqa: E402
+from ansible_collections.servicemesh.egress.plugins.module_utils.yamlout import dump_all  # noqa: E402
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render  # noqa: E402
 
 EGRESS_NAMESPACE = "istio-egress"

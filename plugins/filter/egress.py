@@ -14,13 +14,11 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
-    load_yaml,
-    render_files,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
 from ansible_collections.servicemesh.egress.plugins.module_utils.diagram import render_mermaid
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import STATUS_PORT
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
     gateway_pod_labels,
     gateway_service_host,
@@ -29,8 +27,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
     GATEWAY_NAME_MAX,
     is_dns_label,
+    plain,
+    to_resource,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import plain, to_resource
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
+from ansible_collections.servicemesh.egress.plugins.module_utils.ports import merge_service_ports
 
 display = Display()
 
@@ -73,8 +74,8 @@ def _run(function, value, *args):
 
 
 def _policy(data, mode):
-    policy, warnings = load(data, mode)
-    return plain(to_resource(policy)), warnings
+    loaded = load(data, mode)
+    return plain(to_resource(loaded.policy)), loaded.warnings
 
 
 def egress_policy(value, mode=None):
@@ -88,13 +89,49 @@ def egress_resources(value, mode=None):
 
 
 def _ports(data, mode):
-    result = render(data, mode)
-    return result["gateway"]["ports"], result["warnings"]
+    loaded = load(data, mode)
+    return loaded.implementation.gateway_info(loaded)["ports"], loaded.warnings
 
 
 def egress_gateway_ports(value, mode=None):
     """The policy -> the Service ports the egress gateway needs (every gateway port + 15021)."""
     return _run(_ports, value, mode)
+
+
+STATUS_SERVICE_PORT = {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT,
+                       "protocol": "TCP"}
+
+
+def _extra_port(port, index):
+    if not hasattr(port, "get") or not port.get("name") or port.get("port") is None:
+        raise AnsibleFilterError("egress_gateway_service_ports: extra_ports[%d] needs a name and a "
+                                 "port, got %r" % (index, port))
+    try:
+        number = int(port["port"])
+        target = int(port.get("targetPort") or number)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("egress_gateway_service_ports: extra_ports[%d].port must be a "
+                                 "number, got %r" % (index, port.get("port")))
+    return {"name": str(port["name"]), "port": number, "targetPort": target,
+            "protocol": str(port.get("protocol") or "TCP")}
+
+
+def egress_gateway_service_ports(policies, mode=None, extra_ports=None):
+    """Several policies (and extra ports) -> one gateway Service's ports: every gateway port of
+    every policy and the status port, one entry per port number, sorted."""
+    policies = _plain(policies)
+    if isinstance(policies, (dict, str)):
+        policies = [policies]
+    port_lists = [[STATUS_SERVICE_PORT]]
+    for policy in policies or []:
+        port_lists.append(_run(_ports, policy, mode))
+    extra = [_extra_port(p, i) for i, p in enumerate(_plain(extra_ports) or [])]
+    ports, clashes = merge_service_ports(port_lists, extra)
+    if clashes:
+        raise AnsibleFilterError(
+            "gateway ports used under different names by the policies or "
+            "egress_gateway_extra_ports: %s" % ", ".join(clashes))
+    return ports
 
 
 def _routes(data, mode, output):
@@ -149,6 +186,7 @@ class FilterModule(object):
             "egress_policy": egress_policy,
             "egress_resources": egress_resources,
             "egress_gateway_ports": egress_gateway_ports,
+            "egress_gateway_service_ports": egress_gateway_service_ports,
             "egress_routes": egress_routes,
             "egress_diagram": egress_diagram,
             "egress_render": egress_render,

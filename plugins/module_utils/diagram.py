@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE)
 """The route table as a picture: a Mermaid flowchart per policy, and a Markdown page around it.
 
-Built from the route records (``routes.route_records``, ``ambient.route_records``), the same data
+Built from the route records (each mode's ``route_records``), the same data
 as ``routes.txt``, so the picture and the table cannot disagree. Each route is a path of three
 hops, every hop labelled with its port and its TLS:
 
@@ -31,15 +31,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.ambient import (
-    HBONE_PORT,
-    MODE as AMBIENT,
-)
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
-    EGRESS_NAMESPACE,
-    HTTP,
-    HTTPS,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import HTTP, HTTPS
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes import MODES
 from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     ORIGINATION,
     PASSTHROUGH,
@@ -100,9 +93,7 @@ def request_text(record):
 
 def mesh_text(record, mode):
     """Proxy to gateway: Istio mutual TLS on the gateway port (sidecar) or HBONE (ambient)."""
-    if mode == AMBIENT:
-        return "HBONE :%d (Istio mTLS), service port %d" % (HBONE_PORT, record["port"])
-    return "Istio mTLS (ISTIO_MUTUAL) :%d, SNI %s" % (record["gateway_port"], record["sni"])
+    return MODES[mode].mesh_text(record)
 
 
 def upstream_text(record):
@@ -123,18 +114,7 @@ def upstream_text(record):
 
 def allowed_text(record, mode):
     """The source as the route lines write it (``namespace[/selector][ (sa: ...)]``)."""
-    return source_text(record["source"], selector_enforced=mode != AMBIENT)
-
-
-def _proxy_names(mode):
-    return ("ztunnel", "waypoint") if mode == AMBIENT else ("sidecar", "gateway")
-
-
-def _gateway_title(gateway, mode):
-    name, namespace = gateway.get("name", ""), gateway.get("namespace") or EGRESS_NAMESPACE
-    if mode == AMBIENT:
-        return "waypoint %s (namespace %s)" % (name, namespace)
-    return "egress gateway %s (namespace %s)" % (name, namespace)
+    return source_text(record["source"], selector_enforced=MODES[mode].SELECTORS_ENFORCED)
 
 
 # ---------------------------------------------------------------------------- the flowchart
@@ -169,7 +149,8 @@ def graph(records, mode, gateway):
     waypoint (a node ``gN`` per entry; in ambient mode per entry and ServiceEntry), one box for
     the external hosts (``hN``); an edge per distinct hop.
     """
-    proxy = _proxy_names(mode)[0]
+    implementation = MODES[mode]
+    proxy = implementation.PROXIES[0]
     sources, entries, hosts = _Nodes("s"), _Nodes("g"), _Nodes("h")
     edges, seen = [], set()
 
@@ -181,14 +162,10 @@ def graph(records, mode, gateway):
 
     for record in records:
         source = sources.get(_source_key(record["source"]), record)
-        if mode == AMBIENT:
-            # An entry whose hosts fall into several ServiceEntries: one node per ServiceEntry.
-            entry = entries.get((record["entry"], record["service_entry"]["name"]), record)
-        else:
-            entry = entries.get(record["entry"], record)
+        entry = entries.get(implementation.hub_node(record)[0], record)
         host = hosts.get(record["host"], record)
         edge("w" + source[1:], source, request_text(record))
-        edge(source, entry, mesh_text(record, mode))
+        edge(source, entry, implementation.mesh_text(record))
         edge(entry, host, upstream_text(record))
 
     subgraphs = []
@@ -197,15 +174,9 @@ def graph(records, mode, gateway):
         subgraphs.append({"id": "p" + number, "title": "allowed: " + allowed_text(record, mode),
                           "nodes": [{"id": "w" + number, "shape": "stadium", "lines": ["workload"]},
                                     {"id": node, "shape": "box", "lines": [proxy]}]})
-    nodes = []
-    for node, record in entries.first:
-        if mode == AMBIENT:
-            lines = ["entry %s" % record["entry"],
-                     "ServiceEntry %s" % record["service_entry"]["name"]]
-        else:
-            lines = ["entry %s" % record["entry"], "server :%d" % record["gateway_port"]]
-        nodes.append({"id": node, "shape": "box", "lines": lines})
-    subgraphs.append({"id": "gw", "title": _gateway_title(gateway, mode), "nodes": nodes})
+    nodes = [{"id": node, "shape": "box", "lines": implementation.hub_node(record)[1]}
+             for node, record in entries.first]
+    subgraphs.append({"id": "gw", "title": implementation.hub_title(gateway), "nodes": nodes})
     subgraphs.append({"id": "ext", "title": "external hosts",
                       "nodes": [{"id": node, "shape": "cylinder", "lines": [record["host"]]}
                                 for node, record in hosts.first]})
@@ -267,10 +238,10 @@ def _fence(text, info=""):
 def markdown(records, mode, gateway, policy_name, route_lines, diagram=None):
     """A Markdown page: the diagram in a ``mermaid`` fence, the route table hop by hop and the
     route lines of ``routes.txt``."""
-    proxy, hub = _proxy_names(mode)
+    proxy, hub = MODES[mode].PROXIES
     if diagram is None:
         diagram = mermaid(records, mode, gateway, policy_name)
-    title = _gateway_title(gateway, mode)
+    title = MODES[mode].hub_title(gateway)
     out = [
         "# Egress routes of policy %s (%s mode)"
         % (markdown_escape(policy_name), markdown_escape(mode)),

@@ -1,122 +1,75 @@
 # -*- coding: utf-8 -*-
 # Copyright: servicemesh.egress contributors
 # Apache License 2.0 (see LICENSE)
-"""The pure core's entry points, shared by the module, the filters, the role and the tests.
+"""The pure core's entry points, shared by the modules, the filters, the role and the tests.
 
-Data flows one way: raw policy (either spelling) -> :func:`load` (model, every error at once,
-gateway ports assigned) -> :func:`expand` (Kubernetes objects) -> the cluster or files.
+Data flows one way: raw policy (either spelling) -> :func:`load` (read, validate, assign gateway
+ports, the mode's checks: one read-only :class:`Loaded`, or :class:`PolicyError` with every
+error) -> the mode's ``expand`` (Kubernetes objects) -> the cluster or files.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.servicemesh.egress.plugins.module_utils import ambient
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
-from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
-    gateway_pod_labels,
-    gateway_service_host,
-    gateway_service_name,
-)
+from collections import namedtuple
+from types import MappingProxyType
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import Findings, PolicyError
+from ansible_collections.servicemesh.egress.plugins.module_utils.gcpause import gc_paused
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes import MODES
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
-    EGRESS_NAMESPACE,
-    TCP,
-    Policy,
+    DEFAULT_MODE,
     plain,
     read_policy,
     to_params,
     to_resource,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
-    assign_gateway_ports,
-    gateway_service_ports,
-)
-from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
-    route_line,
-    route_records,
-)
-from ansible_collections.servicemesh.egress.plugins.module_utils.gcpause import gc_paused
-from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import (
-    expand_sidecar,
-    sidecar_port_conflicts,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import show
+from ansible_collections.servicemesh.egress.plugins.module_utils.ports import assign_gateway_ports
+
+
+class Loaded(namedtuple("Loaded", "policy mode gateway_ports warnings")):
+    """A policy ready to expand: the model, the mode's name, every entry's gateway port (a
+    read-only mapping) and the warnings (a tuple). Never changed after :func:`load`."""
+
+    __slots__ = ()
+
+    @property
+    def implementation(self):
+        """The mode's module (``modes.MODES[mode]``)."""
+        return MODES[self.mode]
 
 
 @gc_paused
 def load(data, mode=None):
-    """Read, validate and assign gateway ports: ``(policy, warnings)``; raises PolicyError.
+    """Read, validate, assign gateway ports and run the mode's checks: a :class:`Loaded`.
 
-    ``data`` is the ASMEgressTrafficPolicy resource or module-style parameters (or an already
-    loaded :class:`Policy`, returned as it is).
+    ``data`` is the ASMEgressTrafficPolicy resource or module-style parameters (plain data).
+    ``mode`` (``sidecar`` or ``ambient``), when given, wins over the mode the policy names.
+    Raises :class:`PolicyError` listing every problem.
     """
-    if isinstance(data, Policy):
-        loaded_mode = data.effective_mode
-        if mode is not None:
-            data.render_mode = mode
-        if data.effective_mode == ambient.MODE and loaded_mode != ambient.MODE:
-            # Loaded for sidecar mode, now asked for ambient: its checks were never run.
-            ambient_errors, ambient_warnings = ambient.check_ambient(data)
-            if ambient_errors:
-                raise PolicyError(ambient_errors, ambient_warnings)
-            return data, ambient_warnings
-        return data, []
-    policy, errors, warnings = read_policy(data, mode)
-    if policy is not None:
-        ports, port_warnings, port_errors = assign_gateway_ports(policy)
-        errors = errors + port_errors
-        policy.gateway_ports = ports
-        if policy.effective_mode == ambient.MODE:
-            # Gateway ports mean nothing in ambient mode: check_ambient says that each written one
-            # is ignored, and the automatic assignment's warnings would only mislead.
-            ambient_errors, ambient_warnings = ambient.check_ambient(policy)
-            errors = errors + ambient_errors
-            warnings = ambient.ambient_warnings(warnings) + ambient_warnings
-        else:
-            warnings = warnings + port_warnings
-            if not errors:
-                errors = sidecar_port_conflicts(policy)
-    if errors:
-        raise PolicyError(errors, warnings)
-    if policy.effective_mode == ambient.MODE:
-        return policy, warnings
-    for target in policy.targets():
-        if target.protocol == TCP and not target.by_address:
-            warnings.append(
-                "%s.hosts: TCP by host name needs Istio's DNS proxy with address auto-allocation "
-                "(proxy metadata ISTIO_META_DNS_CAPTURE and ISTIO_META_DNS_AUTO_ALLOCATE set to "
-                "\"true\"); without it the sidecar cannot tell %s apart from other TCP traffic on "
-                "port %d" % (target.path, target.hosts[0], target.port.number)
-            )
-    return policy, warnings
+    findings = Findings()
+    if mode is not None and mode not in MODES:
+        findings = Findings(["mode: must be one of %s, got %s" % (", ".join(MODES), show(mode))])
+    policy, read = read_policy(data)
+    findings = findings.plus(read)
+    if policy is None:
+        raise PolicyError(findings.errors, findings.warnings)
+    name = mode if mode in MODES else policy.mode or DEFAULT_MODE
+    ports, port_findings = assign_gateway_ports(policy)
+    loaded = Loaded(policy, name, MappingProxyType(ports), ())
+    findings = findings.plus(port_findings, loaded.implementation.check(loaded))
+    findings.raise_if_errors()
+    return loaded._replace(warnings=findings.warnings)
 
 
 @gc_paused
 def expand(data, mode=None):
     """``(objects, warnings)``: every Kubernetes object the policy needs, in apply order."""
-    policy, warnings = load(data, mode)
-    if policy.effective_mode == ambient.MODE:
-        objects, more = ambient.expand_ambient(policy)
-    else:
-        objects, more = expand_sidecar(policy)
-    return objects, warnings + more
-
-
-def expand_policy(data, mode=None):
-    """The objects alone (warnings dropped): for tests and callers that do not report them."""
-    return expand(data, mode)[0]
-
-
-def gateway_info(policy):
-    """What the gateway needs to serve ``policy`` (sidecar mode): names, pod labels and Service
-    ports. Ambient mode: :func:`ambient.gateway_info`."""
-    return {
-        "name": policy.gateway,
-        "namespace": EGRESS_NAMESPACE,
-        "service": gateway_service_host(policy.gateway),
-        "service_name": gateway_service_name(policy.gateway),
-        "labels": gateway_pod_labels(policy.gateway),
-        "ports": gateway_service_ports(policy, policy.gateway_ports),
-    }
+    loaded = load(data, mode)
+    objects, findings = loaded.implementation.expand(loaded)
+    return objects, list(loaded.warnings + findings.warnings)
 
 
 @gc_paused
@@ -126,24 +79,18 @@ def render(data, mode=None):
     ``{"policy": resource, "params": module parameters, "objects": [...], "routes": [...],
     "route_lines": [...], "gateway": {...}, "mode": ..., "warnings": [...]}``
     """
-    policy, warnings = load(data, mode)
-    if policy.effective_mode == ambient.MODE:
-        objects, more = ambient.expand_ambient(policy)
-        records = ambient.route_records(policy)
-        lines = [ambient.route_line(r) for r in records]
-        gateway = ambient.gateway_info(policy)
-    else:
-        objects, more = expand_sidecar(policy)
-        records = route_records(policy)
-        lines = [route_line(r, policy.gateway) for r in records]
-        gateway = gateway_info(policy)
+    loaded = load(data, mode)
+    implementation = loaded.implementation
+    objects, findings = implementation.expand(loaded)
+    records = implementation.route_records(loaded)
+    gateway = implementation.gateway_info(loaded)
     return {
-        "policy": plain(to_resource(policy)),
-        "params": plain(to_params(policy)),
-        "mode": policy.effective_mode,
+        "policy": plain(to_resource(loaded.policy)),
+        "params": plain(to_params(loaded.policy)),
+        "mode": loaded.mode,
         "objects": objects,
         "routes": records,
-        "route_lines": lines,
+        "route_lines": [implementation.route_line(r, gateway) for r in records],
         "gateway": gateway,
-        "warnings": warnings + more,
+        "warnings": list(loaded.warnings + findings.warnings),
     }

@@ -14,12 +14,14 @@ __metaclass__ = type
 
 import hashlib
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import EGRESS_NAMESPACE
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
+    CLUSTER_DOMAIN,
+    EGRESS_NAMESPACE,
+)
 
 MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "servicemesh.egress"
 POLICY_KEY = "egress.servicemesh.io/policy"
-CLUSTER_DOMAIN = "cluster.local"
 # Synthetic ServiceEntry host for TCP entries given by address: <entry>.<gateway>.egress.internal
 ADDRESS_HOST_SUFFIX = "egress.internal"
 

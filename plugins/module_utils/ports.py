@@ -21,15 +21,16 @@ __metaclass__ = type
 
 import hashlib
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import Findings
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     HTTP,
     HTTPS,
     RESERVED_PORTS,
+    STATUS_PORT,
     TCP,
 )
 
 AUTO_LOW, AUTO_HIGH = 10000, 20000
-STATUS_PORT = 15021
 
 
 def slot_seed(slot):
@@ -102,9 +103,9 @@ def _slots(blank):
 
 
 def assign_gateway_ports(policy):
-    """Return ``(ports, warnings, errors)``; ``ports`` maps every entry name to its gateway port."""
+    """``(ports, findings)``: ``ports`` maps every entry name to its gateway port (as written, or
+    assigned); the findings' errors name ports the gateway cannot route."""
     errors = check_written_ports(policy)
-    warnings = []
     ports = {}
     taken = set(RESERVED_PORTS)
     blank = []
@@ -115,8 +116,7 @@ def assign_gateway_ports(policy):
             ports[target.name] = target.gateway_port
             taken.add(target.gateway_port)
     if not blank:
-        return ports, warnings, errors
-    partial = len(blank) < len(ports) + len(blank)
+        return ports, Findings(errors)
     sp = policy.spelling
     width = AUTO_HIGH - AUTO_LOW + 1
     free = width - sum(1 for p in taken if AUTO_LOW <= p <= AUTO_HIGH)
@@ -137,13 +137,23 @@ def assign_gateway_ports(policy):
         free -= 1
         for target in members:
             ports[target.name] = port
-            if partial:
-                warnings.append(
-                    "%s.%s: assigned %d automatically (other entries set theirs; ASM assigns "
-                    "ports only when every entry leaves them blank)"
-                    % (target.path, sp.key("gateway_port"), port)
-                )
-    return ports, warnings, errors
+    return ports, Findings(errors)
+
+
+def assignment_warnings(policy, ports):
+    """Warnings for ports assigned to blank entries while other entries set theirs (ASM assigns
+    ports only when every entry leaves them blank), in the order the ports were assigned."""
+    blank = [t for t in policy.targets() if t.gateway_port is None]
+    if not blank or len(blank) == sum(1 for dummy in policy.targets()):
+        return []
+    sp = policy.spelling
+    slots = _slots(blank)
+    return [
+        "%s.%s: assigned %d automatically (other entries set theirs; ASM assigns ports only "
+        "when every entry leaves them blank)"
+        % (target.path, sp.key("gateway_port"), ports[target.name])
+        for slot in sorted(slots) for target in slots[slot] if target.name in ports
+    ]
 
 
 def port_name(protocol, port):
@@ -165,3 +175,19 @@ def gateway_service_ports(policy, ports):
     result.append({"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT,
                    "protocol": "TCP"})
     return result
+
+
+def merge_service_ports(port_lists, extra=()):
+    """One gateway Service's ports from several policies' ports (:func:`gateway_service_ports`)
+    and ``extra`` ports: ``(ports, clashes)``, one entry per port number sorted by number (the
+    first seen wins), and ``clashes`` naming each number used under two names (protocols)."""
+    by_number = {}
+    names = {}
+    for port in [p for ports in port_lists for p in ports] + list(extra):
+        number = int(port["port"])
+        by_number.setdefault(number, port)
+        names.setdefault(number, [])
+        if port["name"] not in names[number]:
+            names[number].append(port["name"])
+    clashes = ["%d (%s)" % (n, "/".join(names[n])) for n in sorted(names) if len(names[n]) > 1]
+    return [by_number[n] for n in sorted(by_number)], clashes

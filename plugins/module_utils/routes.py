@@ -1,23 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: servicemesh.egress contributors
 # Apache License 2.0 (see LICENSE)
-"""The route table: one record per external host and source, hop by hop."""
+"""What a route record says, shared by both modes: one record per (entry, host, source) with its
+ports on each hop and the TLS of its last hop (``routes.json``), and the texts of its parts (the
+lines of ``routes.txt``, the labels of the route diagram).
+
+Each mode builds its records (``mode.route_records``) and lines (``mode.route_line``) from these.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import HTTP, HTTPS
-from ansible_collections.servicemesh.egress.plugins.module_utils.sidecar import (
-    client_hosts,
-    mtls_sni,
-    upstream_host,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import HTTP, HTTPS
 
 ORIGINATION, PASSTHROUGH, PLAIN = "origination", "passthrough", "plain"
 
 
 def last_hop_tls(target):
+    """How the entry's traffic leaves the gateway or waypoint: TLS originated there, the
+    application's own TLS passed through, or plain."""
     if target.upgraded:
         return ORIGINATION
     if target.protocol == HTTPS:
@@ -32,37 +34,6 @@ def source_record(source):
         "workload_selector": dict(source.workload_selector or {}),
         "service_accounts": list(source.service_accounts),
     }
-
-
-def route_records(policy):
-    """Every (entry, host, source) of a loaded policy with its ports on each hop."""
-    records = []
-    ports = policy.gateway_ports
-    for index, rule in enumerate(policy.rules):
-        for target in rule.targets:
-            client_host = client_hosts(policy, target)[0]
-            upstream = upstream_host(policy, target)
-            dialled = [a.split("/")[0] for a in target.addresses] or list(target.hosts)
-            for host in dialled:
-                for source in rule.sources:
-                    records.append({
-                        "rule": index,
-                        "entry": target.name,
-                        "source": source_record(source),
-                        "host": host,
-                        "service_host": host if not target.by_address else client_host,
-                        "protocol": target.protocol,
-                        "port": target.port.number,
-                        "gateway_port": ports[target.name],
-                        "upstream": {"host": upstream, "port": target.upstream_port,
-                                     "tls": last_hop_tls(target),
-                                     "sni": target.hosts[0] if target.upgraded else None,
-                                     "resolves": list(target.addresses) or [target.hosts[0]]},
-                        "subset": target.name,
-                        "sni": mtls_sni(policy, target),
-                        "by_address": target.by_address,
-                    })
-    return records
 
 
 def source_text(source, selector_enforced=True):
@@ -85,16 +56,3 @@ def tls_text(record, proxy="gateway"):
     if tls == PASSTHROUGH:
         return "TLS passthrough: the application's own TLS, SNI %s" % record["host"]
     return "plain HTTP" if record["protocol"] == HTTP else "plain TCP"
-
-
-def route_line(record, gateway):
-    """``namespace[/selector] -> sidecar :P -> gateway <name> :GP -> host :port (TLS)``."""
-    upstream = record["upstream"]
-    target = record["host"]
-    resolves = upstream["resolves"][0]
-    if resolves != record["host"] and not record.get("by_address"):
-        target = "%s [address of %s]" % (record["host"], resolves)
-    return "%s -> sidecar :%d -> gateway %s :%d -> %s :%d (%s)" % (
-        source_text(record["source"]), record["port"], gateway, record["gateway_port"], target,
-        upstream["port"], tls_text(record),
-    )

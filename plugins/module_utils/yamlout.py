@@ -20,8 +20,9 @@ import math
 import re
 
 # Plain scalars: a conservative alphabet that cannot start an indicator, a number, a timestamp or
-# a merge key, and holds no ': ', ' #' or flow characters.
-_PLAIN = re.compile(r"^[A-Za-z_./][A-Za-z0-9_./@+-]*$")
+# a merge key, and holds no ': ', ' #' or flow characters. Anchored with \A and \Z: "$" also
+# matches before a final newline, which a plain scalar would then lose.
+_PLAIN = re.compile(r"\A[A-Za-z_./][A-Za-z0-9_./@+-]*\Z")
 # Characters a YAML stream may not hold raw, and YAML 1.1 line breaks (JSON leaves them as they are).
 _NON_PRINTABLE = re.compile(u"[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 # Words YAML 1.1 resolves to booleans or null, and the special floats.

@@ -255,24 +255,24 @@ not_applied:
   elements: dict
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
-    EgressFailure,
     apply_policy,
     delete_policy,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client import (
     AUTH_ARG_SPEC,
     from_auth_params,
     require_kubernetes_core,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import (
+    POLICY_PARAMETERS,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.runner import run_module
 
-POLICY_OPTIONS = ("egress_rules", "name", "namespace", "waypoint", "labels", "annotations")
+# The policy options besides the gateway: given with definition or src, they would be ignored.
+POLICY_OPTIONS = tuple(p for p in POLICY_PARAMETERS if p != "gateway")
 
 
 def argument_spec():
@@ -305,36 +305,10 @@ def main():
     )
     require_kubernetes_core(module)
     params = module.params
-
-    def client():
-        return from_auth_params(params)
-
     run = delete_policy if params["state"] == "absent" else apply_policy
-    # Failures are reported after the except blocks, so that bad input never carries a
-    # traceback (fail_json attaches the exception being handled otherwise).
-    failure = warnings = None
-    try:
-        result = run(params, client, check_mode=module.check_mode, diff=module._diff)
-        warnings = result.pop("warnings", None)
-    except PolicyError as exc:
-        warnings = exc.warnings
-        failure = dict(msg=exc.summary(), errors=exc.errors, changed=False)
-    except EgressFailure as exc:
-        failure = dict(exc.result)
-        warnings = failure.pop("warnings", None)
-        failure.setdefault("changed", False)
-        failure.update(msg=exc.msg, errors=exc.errors)
-    except KubeError as exc:
-        failure = dict(msg=exc.message, errors=exc.errors or [exc.message], changed=False)
-    except Exception as exc:  # a bug, not bad input: say so, traceback only with -vvv
-        module.fail_json(msg="egress_policy failed unexpectedly: %s: %s"
-                             % (type(exc).__name__, exc),
-                         exception=traceback.format_exc(), changed=False)
-    for warning in warnings or []:
-        module.warn(warning)
-    if failure is not None:
-        module.fail_json(**failure)
-    module.exit_json(**result)
+    run_module(module, lambda: run(params, lambda: from_auth_params(params),
+                                   check_mode=module.check_mode, diff=module._diff),
+               "egress_policy")
 
 
 if __name__ == "__main__":

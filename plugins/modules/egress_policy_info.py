@@ -151,12 +151,9 @@ api_requests:
   sample: {list: 8, get: 1}
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
-    EgressFailure,
+from ansible_collections.servicemesh.egress.plugins.module_utils.egress_info import (
     describe_policies,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client import (
@@ -164,7 +161,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client imp
     from_auth_params,
     require_kubernetes_core,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
+from ansible_collections.servicemesh.egress.plugins.module_utils.runner import run_module
 
 
 def argument_spec():
@@ -177,19 +174,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_kubernetes_core(module)
     params = module.params
-    failure = None
-    try:
-        result = describe_policies(params, lambda: from_auth_params(params))
-    except EgressFailure as exc:
-        failure = dict(exc.result, msg=exc.msg, errors=exc.errors)
-    except KubeError as exc:
-        failure = dict(msg=exc.message, errors=exc.errors or [exc.message])
-    except Exception as exc:  # a bug, not bad input
-        module.fail_json(msg="egress_policy_info failed unexpectedly: %s: %s"
-                             % (type(exc).__name__, exc), exception=traceback.format_exc())
-    if failure is not None:
-        module.fail_json(**failure)
-    module.exit_json(**result)
+    run_module(module, lambda: describe_policies(params, lambda: from_auth_params(params)),
+               "egress_policy_info")
 
 
 if __name__ == "__main__":

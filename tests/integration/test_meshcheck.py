@@ -27,10 +27,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
-    load_yaml,
-    render_files,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,8 +1,6 @@
 """Small builders for unit tests."""
 import copy
 import os
-import subprocess
-import sys
 
 import yaml
 
@@ -63,24 +61,4 @@ def errors(data, mode=None):
 
 
 def warnings(data, mode=None):
-    return load(copy.deepcopy(data), mode)[1]
-
-
-RENDER_PLAYBOOK = os.path.join(ROOT, "playbooks", "render.yml")
-
-
-def run_render(tmp_path, *extra):
-    """``ansible-playbook playbooks/render.yml EXTRA`` in ``tmp_path``, as users run it."""
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, "build", "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
-    })
-    return subprocess.run(
-        [os.path.join(bin_dir, "ansible-playbook"), RENDER_PLAYBOOK] + list(extra),
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+    return list(load(copy.deepcopy(data), mode).warnings)

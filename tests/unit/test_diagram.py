@@ -341,3 +341,10 @@ def test_size_is_linear(mode):
         sizes[entries] = (len(text), len(page))
     assert sizes[1200][0] < 4.2 * sizes[300][0]
     assert sizes[1200][1] < 4.2 * sizes[300][1]
+
+
+def test_allowed_text_says_when_a_selector_is_not_enforced():
+    result = render(params(http(), sources=[{"namespace": "ns", "workload_selector": {"a": "b"}}]))
+    record = result["routes"][0]
+    assert diagram.allowed_text(record, "sidecar") == "ns/a=b"
+    assert diagram.allowed_text(record, "ambient") == "ns/a=b (selector not enforced)"

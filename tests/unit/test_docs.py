@@ -21,7 +21,7 @@ import yaml
 
 from helpers import EXAMPLES, ROOT
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import load_yaml
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 
@@ -32,8 +32,9 @@ SEED_FILES = ("seed-1-http.yaml", "seed-2-https-upgrade.yaml", "seed-3-auto-port
 MODES = ("sidecar", "ambient")
 
 # The pure core: its messages are exercised by examples, not found by text.
-CORE = ("policy.py", "ports.py", "sidecar.py", "ambient.py", "expand.py", "bundle.py",
-        "routes.py", "naming.py")
+# The plugins' code whose messages come from module parameters, files or the cluster, never from
+# a policy's content: the kube layer, the modules' glue and the policy's sources.
+NOT_CORE = ("egress_apply.py", "egress_info.py", "runner.py", "source.py")
 
 _FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
 
@@ -154,8 +155,9 @@ def source_texts(core):
     texts = []
     plugins = os.path.join(ROOT, "plugins")
     for path in sorted(glob.glob(os.path.join(plugins, "**", "*.py"), recursive=True)):
-        if (os.path.basename(path) in CORE and "module_utils" in path
-                and "kube" not in path) == core:
+        in_core = ("module_utils" in path and os.sep + "kube" + os.sep not in path
+                   and os.path.basename(path) not in NOT_CORE)
+        if in_core == core:
             texts.extend(_python_strings(path))
     if not core:
         for path in sorted(glob.glob(os.path.join(ROOT, "roles", "*", "tasks", "*.yml"))):

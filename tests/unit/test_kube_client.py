@@ -1,11 +1,11 @@
-"""kube/client.py and kube/discovery.py against a scripted ApiClient (no network)."""
+"""kube/client.py against a scripted ApiClient (no network); Discovery is in
+test_kube_discovery.py."""
 import json
 
 import pytest
 import urllib3
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube import client as kclient
-from ansible_collections.servicemesh.egress.plugins.module_utils.kube.discovery import Discovery
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
 
 
@@ -94,7 +94,7 @@ def test_retries_are_bounded_in_attempts_and_time():
     with pytest.raises(KubeError) as exc:
         client.request("GET", "/p", OP)
     assert len(api.requests) == 4
-    assert "after 4 attempts" in exc.value.message
+    assert "after 4 attempts" in exc.value.msg
     assert all(s <= 3.0 for s in sleeps)
     client, api, sleeps = make([Response(429, {}, headers={"Retry-After": "100"})] * 10,
                                attempts=10, total=5.0)
@@ -110,7 +110,7 @@ def test_forbidden_names_verb_resource_and_namespace():
     client, api, sleeps = make([Response(403, body)])
     with pytest.raises(KubeError) as exc:
         client.apply("/p", {}, OP, "m")
-    message = exc.value.message
+    message = exc.value.msg
     assert exc.value.status == 403
     assert message.startswith("apply ServiceEntry mytest/se: permission denied (HTTP 403")
     assert "cannot patch serviceentries.networking.istio.io in namespace mytest" in message
@@ -120,7 +120,7 @@ def test_other_errors_name_object_status_and_reason():
     client, api, sleeps = make([Response(422, {"reason": "Invalid", "message": "spec.hosts: Required"})])
     with pytest.raises(KubeError) as exc:
         client.apply("/p", {}, OP, "m")
-    assert exc.value.message == \
+    assert exc.value.msg == \
         "apply ServiceEntry mytest/se: HTTP 422 Invalid: spec.hosts: Required"
 
 
@@ -158,44 +158,6 @@ def test_stats_count_attempts_by_verb():
     assert client.stats == {"patch": 2, "get": 1}
 
 
-AGGREGATED = {
-    "kind": "APIGroupDiscoveryList",
-    "items": [{"metadata": {"name": "networking.istio.io"}, "versions": [
-        {"version": "v1", "resources": [
-            {"resource": "serviceentries", "scope": "Namespaced",
-             "responseKind": {"group": "networking.istio.io", "version": "v1",
-                              "kind": "ServiceEntry"}}]}]}],
-}
-
-
-def test_discovery_is_one_aggregated_request():
-    client, api, sleeps = make([Response(200, AGGREGATED)])
-    discovery = Discovery(client)
-    res = discovery.find("networking.istio.io/v1", "ServiceEntry")
-    assert res.plural == "serviceentries" and res.namespaced
-    assert res.item_path("ns", "a") == "/apis/networking.istio.io/v1/namespaces/ns/serviceentries/a"
-    assert res.collection_path() == "/apis/networking.istio.io/v1/serviceentries"
-    assert discovery.find("security.istio.io/v1", "AuthorizationPolicy") is None
-    assert discovery.find("v1", "Namespace").item_path(None, "x") == "/api/v1/namespaces/x"
-    assert len(api.requests) == 1
-    assert "as=APIGroupDiscoveryList" in api.requests[0][2]["Accept"]
-
-
-def test_discovery_falls_back_to_the_classic_walk():
-    groups = {"kind": "APIGroupList", "groups": [
-        {"name": "security.istio.io", "versions": [{"version": "v1"}]}]}
-    resources = {"resources": [
-        {"name": "authorizationpolicies", "kind": "AuthorizationPolicy", "namespaced": True},
-        {"name": "authorizationpolicies/status", "kind": "AuthorizationPolicy",
-         "namespaced": True}]}
-    client, api, sleeps = make([Response(200, groups), Response(200, resources)])
-    discovery = Discovery(client)
-    assert discovery.find("security.istio.io/v1", "AuthorizationPolicy").plural == \
-        "authorizationpolicies"
-    assert discovery.find("networking.istio.io/v1", "Sidecar") is None  # no request: not listed
-    assert len(api.requests) == 2
-
-
 def test_token_refresh_hook_is_throttled():
     calls = []
     now = [100.0]
@@ -215,3 +177,192 @@ def test_token_refresh_hook_is_throttled():
     assert len(calls) == 2
     kclient.throttle_refresh(config)  # wrapping twice keeps one throttle
     assert config.refresh_api_key_hook._throttled
+
+
+# ---------------------------------------------------------------------------- api_error
+
+LIST_NAMESPACES = kclient.Op("list", "namespaces")
+
+
+def test_api_error_forbidden_names_verb_resource_and_namespace():
+    error = kclient.api_error(OP, 403, "Forbidden",
+                              json.dumps({"reason": "Forbidden", "message": "denied"}).encode())
+    assert isinstance(error, KubeError)
+    assert (error.status, error.reason) == (403, "Forbidden")
+    assert error.msg == (
+        "apply ServiceEntry mytest/se: permission denied (HTTP 403 Forbidden): cannot patch "
+        "serviceentries.networking.istio.io in namespace mytest; grant the verb (see "
+        "docs/rbac.yaml). API server: denied")
+
+
+def test_api_error_forbidden_without_namespace_says_cluster_wide():
+    error = kclient.api_error(LIST_NAMESPACES, 403, "Forbidden", b'{"message": "no"}')
+    assert error.msg == (
+        "list namespaces: permission denied (HTTP 403 Forbidden): cannot list namespaces "
+        "(cluster-wide); grant the verb (see docs/rbac.yaml). API server: no")
+
+
+def test_api_error_prefers_the_api_servers_reason():
+    error = kclient.api_error(OP, 409, "Conflict",
+                              b'{"kind": "Status", "reason": "AlreadyExists", "message": "taken"}')
+    assert error.reason == "AlreadyExists"
+    assert error.msg == "apply ServiceEntry mytest/se: HTTP 409 AlreadyExists: taken"
+
+
+def test_api_error_of_a_non_json_answer_keeps_its_text_on_one_line():
+    error = kclient.api_error(OP, 502, "Bad Gateway", b"<html>\n  Bad   Gateway\n</html>\n")
+    assert error.reason == "Bad Gateway"
+    assert error.msg == \
+        "apply ServiceEntry mytest/se: HTTP 502 Bad Gateway: <html> Bad Gateway </html>"
+    long = kclient.api_error(OP, 500, "Error", b"x" * 2000)
+    assert long.msg == "apply ServiceEntry mytest/se: HTTP 500 Error: " + "x" * 500
+
+
+def test_api_error_without_a_message_ends_at_the_status():
+    assert kclient.api_error(OP, 500, "", b"").msg == "apply ServiceEntry mytest/se: HTTP 500"
+    assert kclient.api_error(OP, 500, "Internal Server Error", b"[1, 2]").msg == \
+        "apply ServiceEntry mytest/se: HTTP 500 Internal Server Error"
+    assert kclient.api_error(OP, 500, "", b"").reason == ""
+
+
+# ---------------------------------------------------------------------------- path_segment
+
+
+@pytest.mark.parametrize("value,segment", [
+    ("egw-a", "egw-a"), ("egw.a_b~c", "egw.a_b~c"), ("a/b", "a%2Fb"), ("a b", "a%20b"),
+    ("a?b#c", "a%3Fb%23c"), ("..", ".."), (42, "42"), ("\u00e9", "%C3%A9"),
+])
+def test_path_segment_quotes_everything_that_is_not_a_plain_character(value, segment):
+    assert kclient.path_segment(value) == segment
+
+
+# ---------------------------------------------------------------------------- kubernetes.core
+
+FAKE_IMPORT_ERROR = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+                     "ModuleNotFoundError: No module named 'ansible_collections.kubernetes'\n")
+
+
+class FakeModule:
+    def __init__(self):
+        self.failures = []
+
+    def fail_json(self, **kwargs):
+        self.failures.append(kwargs)
+
+
+def test_require_kubernetes_core_passes_when_the_collection_is_installed(monkeypatch):
+    monkeypatch.setattr(kclient, "KUBERNETES_CORE_IMPORT_ERROR", None)
+    module = FakeModule()
+    kclient.require_kubernetes_core(module)
+    assert module.failures == []
+
+
+def test_require_kubernetes_core_fails_the_module_saying_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(kclient, "KUBERNETES_CORE_IMPORT_ERROR", FAKE_IMPORT_ERROR)
+    module = FakeModule()
+    kclient.require_kubernetes_core(module)
+    assert module.failures == [{
+        "msg": "the kubernetes.core collection is required (ansible-galaxy collection install "
+               "kubernetes.core)",
+        "exception": FAKE_IMPORT_ERROR}]
+
+
+@pytest.fixture
+def no_auth_environment(monkeypatch):
+    """No K8S_AUTH_* variable of the caller's shell leaks into the auth options."""
+    import os
+    for name in list(os.environ):
+        if name.startswith("K8S_AUTH_"):
+            monkeypatch.delenv(name)
+
+
+def test_from_auth_params_without_kubernetes_core_names_the_import_error(monkeypatch):
+    monkeypatch.setattr(kclient, "KUBERNETES_CORE_IMPORT_ERROR", FAKE_IMPORT_ERROR)
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": "/nowhere"})
+    assert exc.value.msg == (
+        "the kubernetes.core collection (>= 5.0.0) and the kubernetes Python library are "
+        "required: ModuleNotFoundError: No module named 'ansible_collections.kubernetes'")
+    assert exc.value.status is None
+
+
+def test_from_auth_params_with_a_missing_kubeconfig_file_is_a_kube_error(tmp_path,
+                                                                         no_auth_environment):
+    missing = str(tmp_path / "no-such-kubeconfig")
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": missing})
+    assert exc.value.msg.startswith(
+        "cannot build a Kubernetes client from the auth options: ")
+    assert "Invalid kube-config file. No configuration found." in exc.value.msg
+    assert "\n" not in exc.value.msg
+    assert exc.value.status is None and exc.value.reason is None
+
+
+def test_from_auth_params_with_an_unknown_context_names_it(tmp_path, no_auth_environment):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "kind",
+        "clusters": [{"name": "kind", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "kind", "user": {"token": "t"}}],
+        "contexts": [{"name": "kind", "context": {"cluster": "kind", "user": "kind"}}]}))
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": str(kubeconfig), "context": "prod"})
+    assert exc.value.msg.startswith(
+        "cannot build a Kubernetes client from the auth options: ")
+    # kubernetes' loader names the context and the file it was looked for in
+    assert "Expected object with name prod in %s/contexts list" % kubeconfig in exc.value.msg
+
+
+def test_from_auth_params_hands_only_set_auth_options_to_kubernetes_core(monkeypatch):
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
+
+    calls = []
+
+    class Configuration:
+        def __init__(self):
+            self.refreshed = 0
+            self.refresh_api_key_hook = self.refresh
+
+        def refresh(self, config):
+            self.refreshed += 1
+
+    class ApiClient:
+        configuration = Configuration()
+
+    class Dynamic:  # kubernetes.core wraps the ApiClient in a dynamic client
+        client = ApiClient()
+
+    class K8s:
+        client = Dynamic()
+
+    def get_api_client(**auth):
+        calls.append(auth)
+        return K8s()
+
+    monkeypatch.setattr(k8s_client, "get_api_client", get_api_client)
+    retry = kclient.RetryPolicy(attempts=1)
+    made = kclient.from_auth_params({"kubeconfig": "/k", "context": None, "api_key": "t",
+                                     "validate_certs": False, "gateway": "egw", "state": "present"},
+                                    retry=retry)
+    assert calls == [{"kubeconfig": "/k", "api_key": "t", "validate_certs": False}]
+    assert isinstance(made, kclient.Client)
+    assert made.api is Dynamic.client
+    assert made.retry is retry
+    hook = ApiClient.configuration.refresh_api_key_hook
+    assert hook._throttled  # the kubeconfig loader's refresh hook runs at most every few seconds
+    hook(ApiClient.configuration)
+    hook(ApiClient.configuration)
+    assert ApiClient.configuration.refreshed == 1
+
+
+def test_from_auth_params_error_of_kubernetes_core_is_one_line(monkeypatch):
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
+
+    def get_api_client(**auth):
+        raise ValueError("Could not create API client:\n  host   unreachable")
+
+    monkeypatch.setattr(k8s_client, "get_api_client", get_api_client)
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"host": "https://example.invalid"})
+    assert exc.value.msg == ("cannot build a Kubernetes client from the auth options: "
+                             "Could not create API client: host unreachable")

@@ -174,3 +174,78 @@ def test_identity_and_display():
     assert compare.identity(obj) == ("networking.istio.io", "ServiceEntry", "ns", "se")
     assert compare.display(obj) == "ServiceEntry ns/se"
     assert compare.display(("", "Namespace", "", "x")) == "Namespace x"
+
+
+@pytest.mark.parametrize("api_version,parts", [
+    ("networking.istio.io/v1", ("networking.istio.io", "v1")),
+    ("istio.alibabacloud.com/v1beta1", ("istio.alibabacloud.com", "v1beta1")),
+    ("v1", ("", "v1")),
+    ("", ("", "")),
+    ("a/b/c", ("a", "b/c")),
+])
+def test_split_api_version(api_version, parts):
+    assert compare.split_api_version(api_version) == parts
+
+
+def test_api_group():
+    assert compare.api_group("security.istio.io/v1") == "security.istio.io"
+    assert compare.api_group("gateway.networking.k8s.io/v1") == "gateway.networking.k8s.io"
+    assert compare.api_group("v1") == ""
+
+
+def test_canonical_is_compact_sorted_and_ascii():
+    assert compare.canonical({"b": 1, "a": [True, None, "\u00e9"], "c": {"z": 1.5, "y": {}}}) == \
+        '{"a":[true,null,"\\u00e9"],"b":1,"c":{"y":{},"z":1.5}}'
+    assert compare.canonical(desired()) == compare.canonical(
+        dict(reversed(list(desired().items()))))
+
+
+def test_managed_fields_merges_the_apply_entries_of_one_manager():
+    live = live_of(desired())
+    live["metadata"]["managedFields"] = [
+        {"manager": MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:hosts": {}}}},
+        {"manager": MANAGER, "operation": "Apply",
+         "fieldsV1": {"f:spec": {"f:ports": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}},
+        {"manager": MANAGER, "operation": "Update", "fieldsV1": {"f:spec": {"f:location": {}}}},
+        {"manager": MANAGER, "operation": "Apply", "subresource": "status",
+         "fieldsV1": {"f:status": {}}},
+        {"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {"f:resolution": {}}}},
+    ]
+    assert compare.managed_fields(live, MANAGER) == {
+        "f:spec": {"f:hosts": {}, "f:ports": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}
+
+
+def test_managed_fields_is_none_without_an_apply_of_the_manager():
+    assert compare.managed_fields(desired(), MANAGER) is None  # no managedFields at all
+    live = live_of(desired(), manager="kubectl-client-side-apply")
+    assert compare.managed_fields(live, MANAGER) is None
+    live["metadata"]["managedFields"].append(
+        {"manager": MANAGER, "operation": "Update", "fieldsV1": {"f:spec": {}}})
+    assert compare.managed_fields(live, MANAGER) is None
+
+
+def test_managed_fields_of_an_apply_without_fields_is_empty_not_none():
+    live = live_of(desired())
+    live["metadata"]["managedFields"] = [{"manager": MANAGER, "operation": "Apply"}]
+    assert compare.managed_fields(live, MANAGER) == {}
+
+
+@pytest.mark.parametrize("path,owned", [
+    ((), True),
+    (("spec",), True),
+    (("spec", "hosts"), True),
+    (("metadata", "labels", "b.io/x"), True),
+    (("spec", "resolution"), False),
+    (("spec", "hosts", "x"), False),
+    (("metadata", "labels", "a"), False),
+    (("status",), False),
+])
+def test_owns(path, owned):
+    fields = {"f:spec": {"f:hosts": {}, "f:ports": {}},
+              "f:metadata": {"f:labels": {"f:b.io/x": {}}}}
+    assert compare.owns(fields, path) is owned
+
+
+def test_owns_stops_at_a_leaf_that_is_not_a_map():
+    assert compare.owns({"f:spec": None}, ("spec",)) is False
+    assert compare.owns({"f:spec": "x"}, ("spec", "hosts")) is False

@@ -119,3 +119,24 @@ def test_owned_by_and_problem():
     assert not plan.owned_by(obj("X", "a", labels={"owner": "me"}), OWNER)
     assert plan.ownership_problem(obj("X", "a", labels={"owner": "me"}), OWNER) == \
         "label policy missing"
+
+
+def test_labels_of():
+    assert plan.labels_of(obj("X", "a", labels={"owner": "me"})) == {"owner": "me"}
+    assert plan.labels_of({"kind": "X"}) == {}
+    assert plan.labels_of({"metadata": None}) == {}
+    assert plan.labels_of({"metadata": {"name": "a", "labels": None}}) == {}
+
+
+def test_conflict_message_names_the_object_the_labels_and_the_ways_out():
+    theirs = obj("ServiceEntry", "a", labels={"owner": "me", "policy": "other"})
+    assert plan.conflict_message(theirs, OWNER) == (
+        "ServiceEntry ns/a exists and is not owned by this policy (label policy=other); set "
+        "force: true to take it over, or delete or rename it")
+    bare = obj("ServiceEntry", "a", labels={})
+    assert plan.conflict_message(bare, OWNER) == (
+        "ServiceEntry ns/a exists and is not owned by this policy (label owner missing, label "
+        "policy missing); set force: true to take it over, or delete or rename it")
+    cluster_scoped = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}
+    assert plan.conflict_message(cluster_scoped, {"owner": "me"}).startswith(
+        "Namespace ns exists and is not owned by this policy (label owner missing);")

@@ -7,17 +7,25 @@ import pytest
 
 from helpers import ROOT, errors, example, http, https, params, tcp, warnings
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import load
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import read_policy
 from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
     AUTO_HIGH,
     AUTO_LOW,
+    assign_gateway_ports,
+    assignment_warnings,
+    check_written_ports,
+    gateway_service_ports,
+    merge_service_ports,
+    port_name,
     slot_seed,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy import RESERVED_PORTS
 
 
 def ports_of(data):
-    return dict(load(copy.deepcopy(data))[0].gateway_ports)
+    return dict(load(copy.deepcopy(data)).gateway_ports)
 
 
 def tcp_entries(count, start=0):
@@ -47,7 +55,7 @@ def test_deterministic_across_processes():
     code = (
         "import sys, yaml; sys.path.insert(0, 'build/collections');"
         "from ansible_collections.servicemesh.egress.plugins.module_utils.expand import load;"
-        "p = load(yaml.safe_load(open('playbooks/examples/seed-3-auto-ports.yaml')))[0];"
+        "p = load(yaml.safe_load(open('playbooks/examples/seed-3-auto-ports.yaml')));"
         "print(sorted(p.gateway_ports.items()))"
     )
     runs = {
@@ -170,3 +178,61 @@ def test_written_ports_kept(spelling):
     data = example("seed-2-https-upgrade")
     assert ports_of(data) == {"httpbin-service-http": 80, "httpbin-service-https": 444,
                               "aliyun-service-https": 445}
+
+
+# ---------------------------------------------------------------------------- the functions
+
+
+def policy_of(data):
+    return load(copy.deepcopy(data)).policy
+
+
+def test_check_written_ports_names_each_unroutable_share():
+    policy = policy_of(params(http(name="a", hosts=["a.example.com"], gateway_port=8000),
+                              https(name="b", hosts=["b.example.com"], gateway_port=8443),
+                              https(name="c", hosts=["c.example.com"], gateway_port=8443)))
+    assert check_written_ports(policy) == []
+    data = params(http(name="a", hosts=["a.example.com"], gateway_port=8000),
+                  tcp(name="b", gateway_port=8000))
+    with pytest.raises(PolicyError):
+        load(data)
+    policy, dummy = read_policy(data)
+    assert check_written_ports(policy) == [
+        "egress_rules[0].to[1].gateway_port: gateway port 8000 is shared by entries of different "
+        "protocols: egress_rules[0].to[0] (HTTP) and egress_rules[0].to[1] (TCP); only HTTP "
+        "entries (routed by Host) or HTTPS entries (routed by SNI) may share a port"]
+
+
+def test_assign_gateway_ports_and_the_warnings_of_a_partial_assignment():
+    policy = policy_of(params(http(name="a", hosts=["a.example.com"], gateway_port=8000),
+                              http(name="b", hosts=["b.example.com"])))
+    ports, findings = assign_gateway_ports(policy)
+    assert ports["a"] == 8000 and AUTO_LOW <= ports["b"] <= AUTO_HIGH
+    assert findings.errors == ()
+    assert assignment_warnings(policy, ports) == [
+        "egress_rules[0].to[1].gateway_port: assigned %d automatically (other entries set theirs; "
+        "ASM assigns ports only when every entry leaves them blank)" % ports["b"]]
+    all_blank = policy_of(params(http(name="b", hosts=["b.example.com"])))
+    assert assignment_warnings(all_blank, assign_gateway_ports(all_blank)[0]) == []
+
+
+def test_service_ports_named_by_protocol_plus_status():
+    assert [port_name(p, 1) for p in ("HTTP", "HTTPS", "TCP")] == ["http-1", "tls-1", "tcp-1"]
+    policy = policy_of(params(https(name="b", hosts=["b.example.com"], gateway_port=8443),
+                              http(name="a", hosts=["a.example.com"], gateway_port=8000)))
+    assert gateway_service_ports(policy, {"a": 8000, "b": 8443}) == [
+        {"name": "http-8000", "port": 8000, "targetPort": 8000, "protocol": "TCP"},
+        {"name": "tls-8443", "port": 8443, "targetPort": 8443, "protocol": "TCP"},
+        {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"}]
+
+
+def test_merge_service_ports_of_several_policies():
+    status = {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"}
+    a = [{"name": "http-8000", "port": 8000, "targetPort": 8000, "protocol": "TCP"}, status]
+    b = [{"name": "tls-8443", "port": 8443, "targetPort": 8443, "protocol": "TCP"}, status]
+    clash = [{"name": "tcp-8000", "port": 8000, "targetPort": 8000, "protocol": "TCP"}]
+    ports, clashes = merge_service_ports([a, b], [{"name": "x", "port": 9000}])
+    assert [p["port"] for p in ports] == [8000, 8443, 9000, 15021] and clashes == []
+    ports, clashes = merge_service_ports([a, clash])
+    assert [p["name"] for p in ports] == ["http-8000", "status-port"]
+    assert clashes == ["8000 (http-8000/tcp-8000)"]

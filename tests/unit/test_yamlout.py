@@ -1,4 +1,5 @@
 """The YAML writer: whatever it writes, PyYAML reads back as the same data."""
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,4 +51,10 @@ json_values = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_any_plain_data_round_trips(value):
+    assert yaml.safe_load(dump(value)) == value
+
+
+@pytest.mark.parametrize("value", [{"a": "x\n"}, {"A\n": None}, ["kept\n"], {"k": "a\nb\n"},
+                                   "x\n", {"": {"A\n": None}}])
+def test_strings_ending_in_a_newline_keep_it(value):
     assert yaml.safe_load(dump(value)) == value

@@ -3,7 +3,8 @@
 # Apache License 2.0 (see LICENSE)
 """A small Kubernetes layer for applying a bundle of objects: client, discovery, compare, apply.
 
-It knows nothing about egress policies (the glue is ``module_utils/egress_apply.py``):
+It knows nothing about egress policies (the glue is ``module_utils/egress_apply.py`` and
+``module_utils/egress_info.py``):
 
 ``client``     one authenticated HTTP client (auth built by kubernetes.core), JSON in and out,
                bounded retries of transient failures, one error type (:class:`KubeError`)

@@ -16,15 +16,13 @@ __metaclass__ = type
 import threading
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.compare import (
+    api_group,
     clean,
     display,
     identity,
     why_different,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.kube.discovery import (
-    NAMESPACES,
-    split_api_version,
-)
+from ansible_collections.servicemesh.egress.plugins.module_utils.kube.discovery import NAMESPACES
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.plan import (
     DELETE,
@@ -262,7 +260,7 @@ def kinds_of(objects):
 
 def crd_name_guess(api_version, kind):
     """The CRD name a kind would have (``sidecars.networking.istio.io``), for messages."""
-    group = split_api_version(api_version)[0]
+    group = api_group(api_version)
     plural = kind.lower()
     if plural.endswith("y") and plural[-2:-1] not in ("a", "e", "i", "o", "u"):
         plural = plural[:-1] + "ies"

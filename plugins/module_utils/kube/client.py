@@ -221,8 +221,8 @@ class Client:
                            " ".join(str(failure[1]).split())), reason=reason)
                 error = api_error(op, status, reason, data)
                 if transient and attempt > 1:
-                    error.message += " (after %d attempts)" % attempt
-                    error.args = (error.message,)
+                    error.msg += " (after %d attempts)" % attempt
+                    error.args = (error.msg,)
                 raise error
             self._sleep(delay)
             slept += delay

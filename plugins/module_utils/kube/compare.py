@@ -34,8 +34,17 @@ SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp
 IDENTITY_PATHS = (("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"))
 
 
+def split_api_version(api_version):
+    """``("networking.istio.io", "v1")`` for ``networking.istio.io/v1``; ``("", "v1")`` for v1."""
+    if "/" in api_version:
+        group, version = api_version.split("/", 1)
+        return group, version
+    return "", api_version
+
+
 def api_group(api_version):
-    return api_version.split("/", 1)[0] if "/" in api_version else ""
+    """The API group of an apiVersion (``""`` for the core group)."""
+    return split_api_version(api_version)[0]
 
 
 def identity(obj):

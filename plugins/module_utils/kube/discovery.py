@@ -16,20 +16,15 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.kube.client imp
     Op,
     path_segment,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.kube.compare import (
+    split_api_version,
+)
 
 AGGREGATED_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
     "application/json"
 )
-
-
-def split_api_version(api_version):
-    """``("networking.istio.io", "v1")`` for ``networking.istio.io/v1``; ``("", "v1")`` for v1."""
-    if "/" in api_version:
-        group, version = api_version.split("/", 1)
-        return group, version
-    return "", api_version
 
 
 class Resource:

@@ -1,9 +1,39 @@
-"""Sidecar-mode expansion of the seed examples, checked hop by hop."""
+"""Sidecar-mode expansion of the seed examples, checked hop by hop, and its building blocks."""
+import copy
+
 import pytest
 
 from helpers import errors, example, http, https, params, tcp
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes import sidecar as sidecar_mode
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.client import (
+    client_objects,
+    host_groups,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.gateway import (
+    authorization_policies,
+    gateway,
+    gateway_destination_rule,
+    gateway_virtual_service,
+    origination_rule,
+    upstream_service_entry,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
+    Context,
+    client_hosts,
+    export_to,
+    granted_targets,
+    mtls_sni,
+    upstream_host,
+    upstream_protocol,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.selectors import (
+    sidecar_listeners,
+    sidecar_objects,
+    sidecar_plan,
+    sidecar_scopes,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
     MANAGED_BY_KEY,
     POLICY_KEY,
@@ -384,3 +414,106 @@ def test_apply_order():
     order = ["ServiceEntry", "DestinationRule", "Gateway", "VirtualService",
              "AuthorizationPolicy", "Sidecar"]
     assert kinds == sorted(kinds, key=order.index)
+
+
+# ---------------------------------------------------------------------------- building blocks
+
+
+def loaded_of(data):
+    return load(copy.deepcopy(data))
+
+
+def test_hosts_of_each_hop():
+    loaded = loaded_of(params(http(hosts=["a.example.com", "b.example.com"]),
+                              tcp(name="db", hosts=["192.0.2.1"]),
+                              sources=[{"namespace": "ns1"}, {"namespace": "ns2"}]))
+    policy = loaded.policy
+    web, db = policy.targets()
+    assert upstream_host(policy, web) == upstream("svc")
+    assert client_hosts(policy, web) == ["a.example.com", "b.example.com"]
+    assert client_hosts(policy, db) == [upstream("db")]
+    assert mtls_sni(policy, web) == "a.example.com" and mtls_sni(policy, db) == upstream("db")
+    assert [upstream_protocol(t) for t in (web, db)] == ["HTTP", "TCP"]
+    assert export_to(["ns2", "istio-egress", "ns1", "ns2"]) == [".", "ns1", "ns2"]
+    assert {ns: [t.name for t in ts] for ns, ts in granted_targets(policy).items()} == {
+        "ns1": ["svc", "db"], "ns2": ["svc", "db"]}
+    ctx = Context(loaded)
+    assert (ctx.gateway_ref, ctx.gateway_host, ctx.name("x")) == (GW_REF, GW, "egressgateway-a-x")
+    assert ctx.meta("n")["namespace"] == "istio-egress"
+
+
+def test_host_groups_and_client_objects_of_one_namespace():
+    loaded = loaded_of(params(http(name="a", hosts=["x.example.com", "y.example.com"]),
+                              https(name="b", hosts=["y.example.com"])))
+    policy = loaded.policy
+    targets = list(policy.targets())
+    assert [(hosts, [t.name for t in owners]) for hosts, owners in host_groups(policy, targets)] \
+        == [(["x.example.com"], ["a"]), (["y.example.com"], ["a", "b"])]
+    objects = client_objects(Context(loaded), "mytest", targets)
+    assert [(o["kind"], o["metadata"]["namespace"]) for o in objects] == [
+        ("ServiceEntry", "mytest"), ("VirtualService", "mytest")] * 2
+    shared = objects[3]["spec"]
+    assert set(shared) == {"hosts", "gateways", "exportTo", "http", "tls"}
+    assert shared["tls"][0]["match"] == [{"port": 443, "sniHosts": ["y.example.com"]}]
+
+
+def test_gateway_side_builders_of_an_upgraded_entry():
+    loaded = loaded_of(params(http(https_upgrade={"enabled": True, "port": 443},
+                                   gateway_port=8080)))
+    ctx = Context(loaded)
+    (target,) = ctx.policy.targets()
+    assert upstream_service_entry(ctx, target)["spec"]["ports"] == [
+        {"number": 443, "name": "https-443", "protocol": "HTTPS"}]
+    assert origination_rule(ctx, target)["spec"]["trafficPolicy"]["tls"] == {
+        "mode": "SIMPLE", "sni": "example.com", "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}
+    assert gateway_virtual_service(ctx, target)["spec"]["http"][0]["match"] == [
+        {"gateways": [GW_REF], "port": 8080}]
+    assert gateway(ctx)["spec"]["servers"] == [{
+        "port": {"number": 8080, "name": "https-svc", "protocol": "HTTPS"},
+        "hosts": ["./example.com"], "tls": {"mode": "ISTIO_MUTUAL"}}]
+    rule = gateway_destination_rule(ctx, ["mytest"])["spec"]
+    assert rule["exportTo"] == [".", "mytest"]
+    assert rule["subsets"][0]["trafficPolicy"]["portLevelSettings"][0]["tls"] == {
+        "mode": "ISTIO_MUTUAL", "sni": "example.com"}
+    (admission,) = authorization_policies(ctx)
+    assert admission["spec"]["rules"][0]["when"] == [
+        {"key": "connection.sni", "values": ["example.com"]}]
+
+
+def test_selector_building_blocks():
+    data = params(http(name="a", hosts=["a.example.com"]), sources=[
+        {"namespace": "mytest", "workload_selector": {"app": "x"}}])
+    loaded = loaded_of(data)
+    policy = loaded.policy
+    scopes = sidecar_scopes(policy)
+    assert list(scopes) == ["mytest"]
+    whole, selected = scopes["mytest"]
+    assert whole == [] and list(selected) == [(("app", "x"),)]
+    (target,) = policy.targets()
+    listeners, conflicts = sidecar_listeners(policy, [target], {"a.example.com": {80: target}})
+    assert conflicts == [] and listeners == [
+        {"hosts": ["*/*.svc.cluster.local", "./a.example.com"]}]
+    sidecars, errors_found = sidecar_plan(policy)
+    assert errors_found == [] and [(ns, sel) for ns, sel, dummy in sidecars] == [
+        ("mytest", None), ("mytest", {"app": "x"})]
+    objects, found = sidecar_objects(Context(loaded))
+    assert [o["metadata"]["name"] for o in objects][0] == "egressgateway-a-default"
+    assert found[0].startswith("namespace mytest: workload selectors are enforced by Sidecar")
+
+
+def test_mode_interface_functions(seed1):
+    loaded = load(example("seed-1-http"))
+    rendered = render(example("seed-1-http"))
+    records = sidecar_mode.route_records(loaded)
+    assert records == rendered["routes"]
+    info = sidecar_mode.gateway_info(loaded)
+    assert info == rendered["gateway"]
+    assert sidecar_mode.route_line(records[0], info) == rendered["route_lines"][0]
+    assert sidecar_mode.hub_title(info) == "egress gateway egressgateway-a (namespace istio-egress)"
+    assert sidecar_mode.mesh_text(records[0]) == (
+        "Istio mTLS (ISTIO_MUTUAL) :%d, SNI %s" % (records[0]["gateway_port"], records[0]["sni"]))
+    assert sidecar_mode.hub_node(records[0]) == (records[0]["entry"], [
+        "entry %s" % records[0]["entry"], "server :%d" % records[0]["gateway_port"]])
+    objects, findings = sidecar_mode.expand(loaded)
+    assert objects == seed1
+    assert sidecar_mode.check(loaded).errors == ()

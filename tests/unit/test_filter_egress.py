@@ -12,7 +12,7 @@ from ansible_collections.servicemesh.egress.plugins.filter import egress as filt
 def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
-        "egress_render", "egress_gateway_labels", "egress_diagram"}
+        "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports"}
 
 
 def test_egress_gateway_labels():

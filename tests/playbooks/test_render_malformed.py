@@ -2,7 +2,7 @@
 no Python traceback, and no output directory written."""
 import pytest
 
-from helpers import run_render
+from playbook_run import run_render
 
 MALFORMED = {
     "empty": (b"", "policy"),

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from helpers import EXAMPLES, ROOT, SEEDS, run_render
+from playbook_run import EXAMPLES, ROOT, SEEDS, run_render
 
 
 @pytest.mark.parametrize("name", SEEDS)

@@ -7,6 +7,11 @@ from helpers import errors, example, http, https, params, tcp, warnings
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import load
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.read import (
+    is_resource,
+    read_identity,
+    read_policy,
+)
 
 DNS_LABEL_TEXT = ("must be a DNS-1123 label (lower-case letters, digits and '-', starting and "
                   "ending with a letter or digit, at most 63 characters), got ")
@@ -224,7 +229,8 @@ def test_upgrade_enabled_required_in_resource():
 def test_disabled_upgrade_port_ignored_with_warning():
     data = example("seed-2-https-upgrade")
     data["spec"]["egressRules"][0]["to"][0]["httpsUpgrade"]["enabled"] = False
-    policy, warns = load(data)
+    loaded = load(data)
+    policy, warns = loaded.policy, loaded.warnings
     assert not next(policy.targets()).upgraded
     assert "spec.egressRules[0].to[0].httpsUpgrade.port: ignored because the upgrade is " \
            "disabled" in warns
@@ -489,3 +495,36 @@ def test_tcp_by_name_warns_about_dns_proxy():
     assert any(w.startswith("egress_rules[0].to[0].hosts: TCP by host name needs Istio's DNS "
                             "proxy") for w in found)
     assert not any("DNS proxy" in w for w in warnings(params(tcp(hosts=["1.1.1.1"]))))
+
+
+# ---------------------------------------------------------------------------- the readers
+
+
+def test_is_resource_tells_the_spellings_apart():
+    assert is_resource(example("seed-1-http"))
+    assert is_resource({"kind": "ASMEgressTrafficPolicy"})
+    assert not is_resource(params(http())) and not is_resource(["spec"])
+
+
+def test_read_policy_returns_the_model_and_every_finding():
+    policy, findings = read_policy(example("seed-2-https-upgrade"))
+    assert policy.gateway == "egressgateway-a" and policy.spelling.name == "resource"
+    assert findings.errors == ()
+    entries = [http(number=0), http(name="b", hosts=["b.example.com"], extra="x")]
+    policy, findings = read_policy(params(*entries))
+    assert [t.name for t in policy.targets()] == ["b"]  # what could be read, for the next checks
+    assert [e.split(":")[0] for e in findings.errors] == [
+        "egress_rules[0].to[0].port.number", "egress_rules[0].to[1].extra"]
+    policy, findings = read_policy("text")
+    assert policy is None and findings.errors == (
+        "policy: must be a mapping (the ASMEgressTrafficPolicy resource or module parameters), "
+        "got a string",)
+
+
+def test_read_identity_reads_the_name_alone():
+    assert read_identity({"gateway": "egw", "egress_rules": "not read"})[:2] == ("egw", "gateway")
+    assert read_identity({"name": "p", "gateway": "egw"})[:2] == ("p", "name")
+    name, field, findings = read_identity({"kind": "ASMEgressTrafficPolicy", "spec": {}})
+    assert (name, field, findings.errors) == (None, "spec.byEgressGateway.name", ())
+    name, field, findings = read_identity({"gateway": "Bad"})
+    assert name is None and findings.errors == ("gateway: must be a DNS-1123 label, got 'Bad'",)

@@ -11,22 +11,19 @@ import time
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.servicemesh.egress.plugins.filter import egress as filters
-from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import load_yaml, render_files
+from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy import plain, to_params, to_resource
 
-settings.register_profile("default", max_examples=150, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("slow", max_examples=10000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# Profiles (default, slow; derandomized under CI): tests/conftest.py.
 
 # "path: message", where the path is a dotted field path with optional [index] parts.
 ERROR_LINE = re.compile(r"^(?=\S)([A-Za-z_][\w-]*)?((\.[\w./-]+)|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]]*)\])*: \S")

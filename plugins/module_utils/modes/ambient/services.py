@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: servicemesh.egress contributors
+# Apache License 2.0 (see LICENSE)
+"""Ambient mode: the ServiceEntries bound to the waypoint, and what the waypoint applies to them.
+
+All ServiceEntries live in ``istio-egress`` (ztunnel ignores ``exportTo``, so a host may have one
+ServiceEntry only, mesh-wide). Entries that share hosts are merged into one ServiceEntry per group
+of hosts that belong to exactly the same entries; an HTTP entry upgraded to HTTPS keeps its port
+and gets ``targetPort`` = the upgrade port, and a DestinationRule per host originates TLS on that
+port only (``portLevelSettings``), so an HTTPS entry on the same host is never wrapped twice.
+Entries given by address get one ServiceEntry per address (``addresses``, ``resolution: STATIC``),
+so the waypoint always connects to the address the workload dialled.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+from collections import OrderedDict
+
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
+    EGRESS_NAMESPACE,
+    HTTP,
+    NETWORKING,
+    SECURITY,
+    SYSTEM_CA_BUNDLE,
+    authorization_sources,
+    http_operation,
+    unique_port_names,
+    with_http_settings,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
+    address_host,
+    metadata,
+    short_hash,
+)
+
+USE_WAYPOINT = "istio.io/use-waypoint"
+USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
+
+
+def _address(text):
+    """An address or single-address CIDR as the plain address (``1.1.1.1/32`` -> ``1.1.1.1``)."""
+    return str(ipaddress.ip_network(text, strict=False).network_address)
+
+
+def entry_keys(target):
+    """What ztunnel tells the entry's traffic apart by: its host names, or its addresses."""
+    if target.by_address:
+        return list(OrderedDict.fromkeys(_address(a) for a in target.addresses))
+    return list(target.hosts)
+
+
+class Group:
+    """One ServiceEntry: hosts (or one address) and the entries that use them."""
+
+    __slots__ = ("name", "keys", "targets", "by_address", "hosts")
+
+    def __init__(self, name, keys, targets, by_address, hosts):
+        self.name = name
+        self.keys = keys
+        self.targets = targets
+        self.by_address = by_address
+        self.hosts = hosts
+
+
+def _suffix(first, keys):
+    """The part after ``<gateway>-``: the first entry's name, plus a hash of the keys when the
+    group holds only some of that entry's hosts (or one of its several addresses)."""
+    if set(keys) == set(entry_keys(first)):
+        return first.name
+    return "%s-%s" % (first.name[:54], short_hash(",".join(keys), 8))
+
+
+def service_groups(policy):
+    """Every ServiceEntry of the policy, in policy order.
+
+    Host names are split into groups whose hosts belong to exactly the same entries (entries with
+    the same hosts share one ServiceEntry: a host can have only one in the mesh). Each address is
+    a group of its own, so the waypoint connects to the address the workload dialled.
+    """
+    named = OrderedDict()
+    addressed = OrderedDict()
+    for target in policy.targets():
+        members = addressed if target.by_address else named
+        for key in entry_keys(target):
+            members.setdefault(key, []).append(target)
+    by_owners = OrderedDict()
+    for host, owners in named.items():
+        by_owners.setdefault(tuple(t.name for t in owners), ([], owners))[0].append(host)
+    groups = []
+    for hosts, owners in by_owners.values():
+        name = "%s-%s" % (policy.gateway, _suffix(owners[0], hosts))
+        groups.append(Group(name, hosts, owners, False, list(hosts)))
+    for address, owners in addressed.items():
+        suffix = _suffix(owners[0], [address])
+        host = address_host(policy.gateway, suffix)
+        groups.append(Group("%s-%s" % (policy.gateway, suffix), [address], owners, True, [host]))
+    # Policy order: by the position of each group's first entry (sorted() is stable).
+    position = dict((t.name, i) for i, t in enumerate(policy.targets()))
+    return sorted(groups, key=lambda g: position[g.targets[0].name])
+
+
+# ---------------------------------------------------------------------------- objects
+
+
+def _export_to(waypoint):
+    """The namespaces that must see the ServiceEntries and their routing rules: istio-egress
+    (ztunnel ignores exportTo; sidecars outside it must not route to these hosts directly) and the
+    waypoint's namespace, whose proxy reads them."""
+    if waypoint.cross_namespace:
+        return [".", waypoint.namespace]
+    return ["."]
+
+
+def service_entry(policy, waypoint, group):
+    ports = []
+    for target, name in zip(group.targets, unique_port_names(group.targets)):
+        port = OrderedDict([("number", target.port.number), ("name", name),
+                            ("protocol", target.protocol)])
+        if target.upgraded:
+            port["targetPort"] = target.https_upgrade.port
+        ports.append(dict(port))
+    spec = OrderedDict([("hosts", list(group.hosts))])
+    if group.by_address:
+        spec["addresses"] = list(group.keys)
+    spec["location"] = "MESH_EXTERNAL"
+    spec["ports"] = ports
+    if group.by_address:
+        spec["resolution"] = "STATIC"
+        spec["endpoints"] = [{"address": a} for a in group.keys]
+    else:
+        spec["resolution"] = "DNS"
+    spec["exportTo"] = _export_to(waypoint)
+    labels = {USE_WAYPOINT: waypoint.name}
+    if waypoint.cross_namespace:
+        labels[USE_WAYPOINT_NAMESPACE] = waypoint.namespace
+    return {"apiVersion": NETWORKING, "kind": "ServiceEntry",
+            "metadata": metadata(group.name, EGRESS_NAMESPACE, policy.name, labels),
+            "spec": dict(spec)}
+
+
+def _per_host_name(group, host, kind):
+    if len(group.hosts) == 1:
+        return "%s-%s" % (group.name, kind)
+    return "%s-%s-%s" % (group.name, kind, short_hash(host, 8))
+
+
+def origination_rules(policy, waypoint, group):
+    """TLS origination for the upgraded entries of a group: one DestinationRule per host (a
+    DestinationRule names one host), with ``portLevelSettings`` on each upgraded entry's
+    ServiceEntry port number. Istio matches portLevelSettings against the service port
+    (``model.Port.Port``, the ServiceEntry's ``number``), never the ``targetPort``."""
+    upgraded = [t for t in group.targets if t.upgraded]
+    if not upgraded:
+        return []
+    rules = []
+    for host in group.hosts:
+        settings = [{"port": {"number": t.port.number},
+                     "tls": {"mode": "SIMPLE", "sni": host, "caCertificates": SYSTEM_CA_BUNDLE}}
+                    for t in upgraded]
+        rules.append({
+            "apiVersion": NETWORKING, "kind": "DestinationRule",
+            "metadata": metadata(_per_host_name(group, host, "tls"), EGRESS_NAMESPACE,
+                                 policy.name),
+            "spec": {"host": host, "exportTo": _export_to(waypoint),
+                     "trafficPolicy": {"portLevelSettings": settings}},
+        })
+    return rules
+
+
+def _l7_route(host, target):
+    return with_http_settings({
+        "name": target.name,
+        "match": [{"port": target.port.number}],
+        "route": [{"destination": {"host": host, "port": {"number": target.port.number}}}],
+    }, target.http)
+
+
+def virtual_services(policy, waypoint, group):
+    """Timeouts and retries: one VirtualService per host (its route keeps the host's own
+    cluster), one route per HTTP entry that sets them, matched by the entry's port."""
+    shaped = [t for t in group.targets if t.protocol == HTTP and t.http is not None
+              and (t.http.timeout is not None or t.http.retries is not None)]
+    if not shaped:
+        return []
+    services = []
+    for host in group.hosts:
+        services.append({
+            "apiVersion": NETWORKING, "kind": "VirtualService",
+            "metadata": metadata(_per_host_name(group, host, "route"), EGRESS_NAMESPACE,
+                                 policy.name),
+            "spec": {"hosts": [host], "exportTo": _export_to(waypoint),
+                     "http": [_l7_route(host, t) for t in shaped]},
+        })
+    return services
+
+
+def rules_by_entry(policy):
+    return dict((t.name, rule) for rule in policy.rules for t in rule.targets)
+
+
+def authorization_policy(policy, group, rules_by_entry):
+    rules = []
+    for target in group.targets:
+        rules.append({"from": authorization_sources(rules_by_entry[target.name]),
+                      "to": [{"operation": http_operation(target.port.number, target.http)}]})
+    return {"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
+            "metadata": metadata(group.name, EGRESS_NAMESPACE, policy.name),
+            "spec": {"targetRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry",
+                                     "name": group.name}],
+                     "action": "ALLOW", "rules": rules}}
