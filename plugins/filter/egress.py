@@ -31,7 +31,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
     to_resource,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
-from ansible_collections.servicemesh.egress.plugins.module_utils.ports import merge_service_ports
+from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
+    merge_export_to,
+    merge_service_ports,
+)
 
 display = Display()
 
@@ -134,6 +137,25 @@ def egress_gateway_service_ports(policies, mode=None, extra_ports=None):
     return ports
 
 
+def _export_to(data, mode):
+    loaded = load(data, mode)
+    return loaded.implementation.gateway_info(loaded).get("export_to") or [], loaded.warnings
+
+
+def egress_gateway_export_to(policies, mode=None, namespaces=None):
+    """Several policies (and more namespaces) -> the namespaces the gateway Service must be
+    visible to: ``.`` and every source namespace, once, sorted."""
+    policies = _plain(policies)
+    if isinstance(policies, (dict, str)):
+        policies = [policies]
+    lists = [_run(_export_to, policy, mode) for policy in policies or []]
+    extra = _plain(namespaces) or []
+    if not isinstance(extra, list) or not all(isinstance(n, str) for n in extra):
+        raise AnsibleFilterError("egress_gateway_export_to: namespaces must be a list of "
+                                 "namespace names, got %r" % (extra,))
+    return merge_export_to(lists + [extra])
+
+
 def _routes(data, mode, output):
     result = render(data, mode)
     return (result["route_lines"] if output == "lines" else result["routes"]), result["warnings"]
@@ -187,6 +209,7 @@ class FilterModule(object):
             "egress_resources": egress_resources,
             "egress_gateway_ports": egress_gateway_ports,
             "egress_gateway_service_ports": egress_gateway_service_ports,
+            "egress_gateway_export_to": egress_gateway_export_to,
             "egress_routes": egress_routes,
             "egress_diagram": egress_diagram,
             "egress_render": egress_render,

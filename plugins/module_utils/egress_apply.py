@@ -18,6 +18,7 @@ __metaclass__ = type
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressFailure
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
+    EXPORT_TO_ANNOTATION,
     GATEWAY_API,
     NETWORKING,
     SECURITY,
@@ -33,6 +34,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.kube.compare im
     stamp,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.discovery import (
+    SERVICES,
     Discovery,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
@@ -177,6 +179,70 @@ def sidecar_conflicts(applier, desired, owned, owner_labels):
     return problems
 
 
+def gateway_visibility(applier, gateway):
+    """``(change, warnings)``: how the gateway Service's ``networking.istio.io/exportTo``
+    annotation must grow so that every source namespace of the policy sees the Service, as
+    ``{"body": partial Service to apply, "before": value, "after": value}``; None when nothing
+    is to do (no annotation, ``*``, or every namespace already listed).
+
+    The egress_gateway role writes the annotation from the policies it knows; a policy applied on
+    its own adds its namespaces and never removes any (the role's next run recomputes the list
+    from the gateway's live policies).
+    """
+    wanted = gateway.get("export_to")
+    if not wanted:
+        return None, []
+    name, namespace = gateway["service_name"], gateway["namespace"]
+    try:
+        service = applier.get(SERVICES, namespace, name)
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+        return None, ["cannot read the gateway Service %s/%s (%s): the module cannot check that "
+                      "the source namespaces %s see it; grant get and patch on services in %s "
+                      "(docs/rbac.yaml)" % (namespace, name, exc.msg,
+                                            ", ".join(n for n in wanted if n != "."), namespace)]
+    if service is None:
+        return None, ["the gateway Service %s/%s does not exist yet: install the gateway (the "
+                      "egress_gateway role) before traffic can flow" % (namespace, name)]
+    current = ((service.get("metadata") or {}).get("annotations") or {}).get(EXPORT_TO_ANNOTATION)
+    if current is None:
+        return None, []
+    listed = [v.strip() for v in current.split(",") if v.strip()]
+    seen = set("." if v == namespace else v for v in listed)
+    if "*" in seen:
+        return None, []
+    warnings = []
+    if "~" in seen:
+        warnings.append("the gateway Service %s/%s is exported to no namespace (%s: %s): "
+                        "remove '~' from it, or no sidecar reaches the gateway"
+                        % (namespace, name, EXPORT_TO_ANNOTATION, current))
+    missing = [n for n in wanted if ("." if n == namespace else n) not in seen]
+    if not missing:
+        return None, warnings
+    # the order the role writes: "." first, then sorted
+    after = ",".join(sorted(set(listed + missing), key=lambda v: (v != ".", v)))
+    body = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": {EXPORT_TO_ANNOTATION: after}}}
+    return {"body": body, "before": current, "after": after}, warnings
+
+
+def _visibility_record(change):
+    meta = change["body"]["metadata"]
+    return {"kind": "Service", "api_version": "v1", "namespace": meta["namespace"],
+            "name": meta["name"], "action": "updated",
+            "reason": "%s: %s -> %s" % (EXPORT_TO_ANNOTATION, change["before"], change["after"])}
+
+
+def _visibility_diff(change):
+    meta = change["body"]["metadata"]
+    header = "v1 Service %s/%s" % (meta["namespace"], meta["name"])
+    return {"before_header": header, "after_header": header,
+            "before": {"metadata": {"annotations": {EXPORT_TO_ANNOTATION: change["before"]}}},
+            "after": {"metadata": {"annotations": {EXPORT_TO_ANNOTATION: change["after"]}}}}
+
+
 # ---------------------------------------------------------------------------- the runs
 
 
@@ -232,7 +298,18 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
                 "%d object%s in the way of policy %s (nothing was written): %s"
                 % (len(conflicts), "" if len(conflicts) == 1 else "s", name, conflicts[0]),
                 conflicts, objects=[], warnings=warnings, **base)
+        # The gateway Service first: the source namespaces must see it before their routes to
+        # it exist.
+        visibility, more = gateway_visibility(applier, rendered["gateway"])
+        warnings.extend(more)
+        if visibility is not None:
+            applier.apply_fields(SERVICES, visibility["body"])
         outcome = applier.run(changes)
+        if visibility is not None:
+            outcome.records.insert(0, _visibility_record(visibility))
+            outcome.changed = True
+            if diff:
+                outcome.diffs.insert(0, _visibility_diff(visibility))
     except KubeError as exc:
         raise EgressFailure(exc.msg, exc.errors, warnings, objects=[], **base)
     return _finish(outcome, base, warnings, client, check_mode)

@@ -23,6 +23,8 @@ EGRESS_NAMESPACE = "istio-egress"
 CLUSTER_DOMAIN = "cluster.local"
 # The gateway name every VirtualService uses for the sidecars of the mesh.
 MESH = "mesh"
+# On a Kubernetes Service: the namespaces whose sidecars see it ("." its own, "*" every one).
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 
 # Port protocols of a policy entry (Istio's names).
 HTTP, HTTPS, TCP = "HTTP", "HTTPS", "TCP"

@@ -177,6 +177,13 @@ def gateway_service_ports(policy, ports):
     return result
 
 
+def merge_export_to(lists):
+    """One gateway Service's ``exportTo`` from several lists of namespaces: ``.`` (its own
+    namespace) first, then every other namespace once, sorted."""
+    namespaces = sorted(set(n for names in lists for n in names if n not in (".", "")))
+    return ["."] + namespaces
+
+
 def merge_service_ports(port_lists, extra=()):
     """One gateway Service's ports from several policies' ports (:func:`gateway_service_ports`)
     and ``extra`` ports: ``(ports, clashes)``, one entry per port number sorted by number (the

@@ -43,6 +43,9 @@ type GatewayInfo struct {
 	ServiceName string            `json:"service_name,omitempty"`
 	Labels      map[string]string `json:"labels"`
 	Ports       []GatewayPort     `json:"ports"`
+	// ExportTo: the namespaces the gateway Service is visible to (the egress_gateway role writes
+	// them into its networking.istio.io/exportTo annotation); empty: every namespace.
+	ExportTo []string `json:"export_to,omitempty"`
 }
 
 type Source struct {
@@ -110,10 +113,11 @@ type Input struct {
 	Routes    RoutesFile
 	Resources string // resources.yaml as rendered
 
-	Configs  []config.Config // the Istio objects of resources.yaml, parsed and validated by Istio
-	KubeDocs []string        // the Kubernetes objects of resources.yaml that the fake cluster can hold
-	Skipped  []string        // objects of resources.yaml not loaded into the simulation (with why)
-	Warnings []string        // Istio validation warnings
+	Configs   []config.Config // the Istio objects of resources.yaml, parsed and validated by Istio
+	KubeDocs  []string        // the Kubernetes objects of resources.yaml that the fake cluster can hold
+	IstioDocs []string        // the Istio (and Gateway API) objects of resources.yaml, as written
+	Skipped   []string        // objects of resources.yaml not loaded into the simulation (with why)
+	Warnings  []string        // Istio validation warnings
 
 	// VIPs emulates istiod's IP auto-allocation controller: host -> address written to ServiceEntry
 	// status, per ServiceEntry; vipsFor answers what a namespace's DNS proxy would return.
@@ -314,6 +318,7 @@ func (in *Input) splitResources() error {
 		}
 		in.KubeDocs = append(in.KubeDocs, d)
 	}
+	in.IstioDocs = istio
 	cfgs, _, err := crd.ParseInputs(strings.Join(istio, "\n---\n"))
 	if err != nil {
 		return fmt.Errorf("resources.yaml rejected by Istio's validation: %v", err)
@@ -528,9 +533,13 @@ func (in *Input) buildSynthetic() {
 			ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": tp, "protocol": proto})
 			in.TargetPorts[p.Port] = tp
 		}
+		meta := map[string]any{"name": g.ServiceName, "namespace": g.Namespace, "labels": g.Labels}
+		if len(g.ExportTo) > 0 {
+			meta["annotations"] = map[string]string{"networking.istio.io/exportTo": strings.Join(g.ExportTo, ",")}
+		}
 		docs = append(docs, yamlDoc(map[string]any{
 			"apiVersion": "v1", "kind": "Service",
-			"metadata": map[string]any{"name": g.ServiceName, "namespace": g.Namespace, "labels": g.Labels},
+			"metadata": meta,
 			"spec": map[string]any{
 				"type": "ClusterIP", "clusterIP": "10.96.10.10", "selector": g.Labels, "ports": ports,
 			},

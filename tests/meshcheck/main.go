@@ -3,6 +3,8 @@
 //
 // Usage: meshcheck [flags] DIR...
 //
+//	meshcheck -cost [-runs N] DIR...    (configuration size and generation time: cost.go)
+//
 // Each DIR is one render (policy.yaml, resources.yaml, routes.json). For every route in routes.json:
 //   - a sidecar in the source namespace (with the selector's labels) calling the host reaches the
 //     egress gateway's subset cluster, over Istio mutual TLS with the entry's SNI;
@@ -35,6 +37,8 @@ func main() {
 	verbose := flag.Bool("v", false, "on failure, dump the failing proxy's listeners, routes and clusters; show Istio's logs (warn and up)")
 	failuresOnly := flag.Bool("failures-only", false, "print only failing rows and analyzer messages (the summary line always)")
 	noAnalyze := flag.Bool("no-analyzers", false, "skip Istio's analyzers")
+	cost := flag.Bool("cost", false, "measure instead of check: the configuration size and generation time of the proxies each DIR's cost.json lists (cost.go)")
+	runs := flag.Int("runs", 5, "with -cost: generations per proxy (the median time is reported)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: meshcheck [flags] DIR...\n\nEach DIR holds policy.yaml, resources.yaml and routes.json as rendered by scripts/render-policy.\n\n")
 		flag.PrintDefaults()
@@ -49,6 +53,9 @@ func main() {
 		os.Exit(2)
 	}
 	quietIstio(*verbose)
+	if *cost {
+		os.Exit(runCost(flag.Args(), *runs))
+	}
 
 	start := time.Now()
 	passed, failed := 0, 0

@@ -377,7 +377,48 @@ func checkAuthz(in *Input) []Row {
 			add(r, "other sa in "+r.Source.Namespace, req, false)
 		}
 	}
+	crossRuleAuthz(in, add)
 	return rows
+}
+
+// crossRuleAuthz: a namespace a policy lists is refused at the gateway for every entry it is not
+// granted, on that entry's port with that entry's SNI, and (HTTP, where entries share a server)
+// with the SNI of an entry it is granted on the same port but the other entry's Host.
+func crossRuleAuthz(in *Input, add func(Route, string, authzRequest, bool)) {
+	granted := map[string]bool{}  // namespace|entry, for sources without service accounts
+	ownSNI := map[string]string{} // namespace|gateway port -> an SNI it is granted there
+	var namespaces []string
+	seenNS := map[string]bool{}
+	for _, r := range in.Routes.Routes {
+		ns := r.Source.Namespace
+		if !seenNS[ns] {
+			seenNS[ns] = true
+			namespaces = append(namespaces, ns)
+		}
+		if len(r.Source.ServiceAccounts) == 0 {
+			granted[ns+"|"+r.Entry] = true
+			ownSNI[fmt.Sprintf("%s|%d", ns, r.GatewayPort)] = r.SNI
+		}
+	}
+	done := map[string]bool{}
+	for _, r := range in.Routes.Routes {
+		if done[r.Entry+"|"+r.Host] {
+			continue
+		}
+		done[r.Entry+"|"+r.Host] = true
+		for _, ns := range namespaces {
+			if granted[ns+"|"+r.Entry] {
+				continue
+			}
+			req := authzRequest{namespace: ns, sa: "default", port: r.GatewayPort, sni: r.SNI,
+				http: r.Protocol == "HTTP", host: r.Host, method: "GET", path: "/"}
+			add(r, "other rule's "+ns+", this entry's SNI", req, false)
+			if sni, ok := ownSNI[fmt.Sprintf("%s|%d", ns, r.GatewayPort)]; ok && req.http && sni != r.SNI {
+				req.sni = sni
+				add(r, "other rule's "+ns+", its own SNI, this Host", req, false)
+			}
+		}
+	}
 }
 
 func methodOutside(allowed []string) string {

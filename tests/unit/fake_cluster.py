@@ -88,10 +88,28 @@ class FakeCluster:
             return Response(status, answer)
         if parts.path == "/apis":
             return Response(200, self.discovery())
+        if segments[:3] == ["api", "v1", "namespaces"] and len(segments) == 6 \
+                and segments[4] == "services":
+            return self.service(method, segments[3], name, query, body)
         if segments[:3] == ["api", "v1", "namespaces"]:
             return Response(200, {"metadata": {"name": name}}) if name in self.namespaces \
                 else Response(404, {"reason": "NotFound", "message": "not found"})
         return self.resource(method, segments, query, body)
+
+    def service(self, method, namespace, name, query, body):
+        """Core Services: read, and server-side apply of annotations (what the module writes)."""
+        key = ("services", namespace, name)
+        old = self.store.get(key)
+        if old is None:
+            return Response(404, {"reason": "NotFound", "message": "services %r not found" % name})
+        if method == "GET":
+            return Response(200, copy.deepcopy(old))
+        assert method == "PATCH" and set(body["metadata"]) <= {"name", "namespace", "annotations"}
+        new = copy.deepcopy(old)
+        new["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+        if query.get("dryRun") != "All":
+            self.store[key] = new
+        return Response(200, new)
 
     def discovery(self):
         groups = {}

@@ -122,12 +122,15 @@ def test_seed_2_sidecar_ports_and_tls_per_hop():
                      "to the address of www.httpbin.org"),
         # HTTPS passthrough 443 -> 444 -> 443
         ("w0", "s0", "HTTPS :443 (the application's TLS)"),
-        ("s0", "g1", "Istio mTLS (ISTIO_MUTUAL) :444, SNI www.httpbin.org"),
+        # (the SNI names the entry's server and its sources' tag: docs/design.md)
+        ("s0", "g1", "Istio mTLS (ISTIO_MUTUAL) :444, SNI "
+                     "httpbin-service-https.f5b9d895.egressgateway-a.egress.internal"),
         ("g1", "h0", "TLS passthrough :443, SNI www.httpbin.org"),
         ("g1", "h1", "TLS passthrough :443, SNI httpbin.org, to the address of www.httpbin.org"),
         # HTTPS passthrough 443 -> 445 -> 443 for sleep-b
         ("w1", "s1", "HTTPS :443 (the application's TLS)"),
-        ("s1", "g2", "Istio mTLS (ISTIO_MUTUAL) :445, SNI www.aliyun.com"),
+        ("s1", "g2", "Istio mTLS (ISTIO_MUTUAL) :445, SNI "
+                     "aliyun-service-https.f5b9d895.egressgateway-a.egress.internal"),
         ("g2", "h2", "TLS passthrough :443, SNI www.aliyun.com"),
     ]
 
@@ -165,7 +168,7 @@ def test_seed_3_tcp_and_addresses():
     assert ("g3", "h2", "plain TCP :44") in texts
     assert nodes(graph)["h2"] == ["1.1.1.1"]
     assert ("s0", "g3", "Istio mTLS (ISTIO_MUTUAL) :12278, SNI "
-                        "tcp-svc1.egressgateway-a.egress.internal") in texts
+                        "tcp-svc1.c4655c33.egressgateway-a.egress.internal") in texts
 
 
 def test_service_accounts_and_sources_shared_across_rules():

@@ -26,8 +26,8 @@ def test_create_then_rerun_writes_nothing(cluster):
     assert {o["action"] for o in second["objects"]} == {"unchanged"}
     new = cluster.requests[mark:]
     assert [r for r in new if r[0] != "GET"] == []
-    # discovery + one list per generated kind; no per-object reads
-    assert len(new) == 1 + len(cluster.kinds)
+    # discovery + one list per generated kind + the gateway Service; no per-object reads
+    assert len(new) == 2 + len(cluster.kinds)
 
 
 def test_applies_run_in_kind_order(cluster):
@@ -190,7 +190,7 @@ def test_failure_midway_says_what_was_written_and_a_rerun_converges(cluster):
     with pytest.raises(egress_apply.EgressFailure) as exc:
         apply(cluster, policy())
     failure = exc.value
-    assert "apply DestinationRule istio-egress/egw: HTTP 500 InternalError: boom" in failure.msg
+    assert "apply DestinationRule mytest/egw: HTTP 500 InternalError: boom" in failure.msg
     assert "a rerun converges" in failure.msg
     applied = failure.result["applied"]
     assert applied and all(a.startswith("ServiceEntry") for a in applied)
@@ -392,3 +392,71 @@ def test_sidecar_conflicts_ignore_our_own_other_namespaces_and_other_kinds(clust
     # seen from another policy, our namespace-wide Sidecar is someone else's
     problems = egress_apply.sidecar_conflicts(applier, [mine], {}, other)
     assert [p.split(" (")[0] for p in problems] == ["Sidecar mytest/egw-old"]
+
+
+# ---------------------------------------------------------------------------- gateway visibility
+
+
+def gateway_service(annotations=None):
+    meta = {"name": "egw", "namespace": "istio-egress"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"ports": [{"name": "tls-8443", "port": 8443}]}}
+
+
+EXPORT_TO = "networking.istio.io/exportTo"
+
+
+def test_a_policy_without_its_gateway_service_warns(cluster):
+    result = apply(cluster, policy())
+    assert ("the gateway Service istio-egress/egw does not exist yet: install the gateway (the "
+            "egress_gateway role) before traffic can flow") in result["warnings"]
+
+
+@pytest.mark.parametrize("annotations", [None, {}, {EXPORT_TO: "*"}, {EXPORT_TO: ".,mytest"},
+                                         {EXPORT_TO: "istio-egress, mytest ,other"}])
+def test_a_gateway_service_that_every_source_sees_is_left_alone(cluster, annotations):
+    cluster.put(gateway_service(annotations), "services")
+    result = apply(cluster, policy())
+    assert not [w for w in result["warnings"] if "gateway Service" in w]
+    assert not [r for r in cluster.writes() if "/services/" in r[1]]
+    assert cluster.store[("services", "istio-egress", "egw")]["metadata"].get(
+        "annotations") == annotations
+
+
+def test_source_namespaces_are_added_to_a_scoped_gateway_service_before_the_routes(cluster):
+    cluster.put(gateway_service({EXPORT_TO: ".,other"}), "services")
+    result = apply(cluster, policy(), diff=True)
+    assert result["objects"][0] == {
+        "kind": "Service", "api_version": "v1", "namespace": "istio-egress", "name": "egw",
+        "action": "updated",
+        "reason": "networking.istio.io/exportTo: .,other -> .,mytest,other"}
+    assert result["diff"][0]["after"] == {"metadata": {"annotations": {EXPORT_TO: ".,mytest,other"}}}
+    writes = cluster.writes()
+    assert "/services/egw" in writes[0][1], "the Service is written before any route to it"
+    assert writes[0][2]["fieldManager"] == "servicemesh.egress"
+    assert cluster.store[("services", "istio-egress", "egw")]["metadata"]["annotations"] == {
+        EXPORT_TO: ".,mytest,other"}
+    assert not apply(cluster, policy())["changed"]
+
+
+def test_check_mode_dry_runs_the_visibility_change(cluster):
+    cluster.put(gateway_service({EXPORT_TO: "."}), "services")
+    result = apply(cluster, policy(), check_mode=True)
+    assert result["changed"] and result["objects"][0]["kind"] == "Service"
+    assert cluster.store[("services", "istio-egress", "egw")]["metadata"]["annotations"] == {
+        EXPORT_TO: "."}
+
+
+def test_gateway_visibility_warns_about_a_hidden_service(cluster):
+    cluster.put(gateway_service({EXPORT_TO: "~"}), "services")
+    applier = egress_apply.make_applier(client_for(cluster)())
+    rendered = egress_apply.render_params(policy())
+    change, warnings = egress_apply.gateway_visibility(applier, rendered["gateway"])
+    assert change["after"] == ".,mytest,~"
+    assert warnings == ["the gateway Service istio-egress/egw is exported to no namespace "
+                        "(networking.istio.io/exportTo: ~): remove '~' from it, or no sidecar "
+                        "reaches the gateway"]
+    ambient = egress_apply.render_params(dict(policy(), mode="ambient"))
+    assert egress_apply.gateway_visibility(applier, ambient["gateway"]) == (None, [])

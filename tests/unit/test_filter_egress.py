@@ -12,7 +12,8 @@ from ansible_collections.servicemesh.egress.plugins.filter import egress as filt
 def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
-        "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports"}
+        "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports",
+        "egress_gateway_export_to"}
 
 
 def test_egress_gateway_labels():
@@ -48,6 +49,36 @@ def test_egress_gateway_ports():
     ]
 
 
+def test_egress_gateway_service_ports_merges_policies_and_extra_ports():
+    other = params(http(name="web", hosts=["w.example.com"], gateway_port=8080))
+    ports = filters.egress_gateway_service_ports(
+        [example("seed-2-https-upgrade"), other],
+        extra_ports=[{"name": "tcp-9000", "port": "9000"}])
+    assert [(p["name"], p["port"], p["targetPort"]) for p in ports] == [
+        ("http-80", 80, 80), ("tls-444", 444, 444), ("tls-445", 445, 445),
+        ("http-8080", 8080, 8080), ("tcp-9000", 9000, 9000), ("status-port", 15021, 15021)]
+    assert filters.egress_gateway_service_ports([example("seed-1-http")], "ambient") == [
+        {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"}]
+    with pytest.raises(AnsibleFilterError) as exc:
+        filters.egress_gateway_service_ports(
+            [example("seed-1-http")], extra_ports=[{"name": "tcp-80", "port": 80}])
+    assert str(exc.value) == ("gateway ports used under different names by the policies or "
+                              "egress_gateway_extra_ports: 80 (http-80/tcp-80)")
+    with pytest.raises(AnsibleFilterError, match=r"extra_ports\[0\] needs a name and a port"):
+        filters.egress_gateway_service_ports([], extra_ports=[{"port": 1}])
+
+
+def test_egress_gateway_export_to_lists_every_source_namespace():
+    other = params(http(), sources=[{"namespace": "team-b"}, {"namespace": "team-a"}])
+    assert filters.egress_gateway_export_to([example("seed-2-https-upgrade"), other],
+                                            namespaces=["extra", "team-a"]) == [
+        ".", "extra", "mytest", "team-a", "team-b"]
+    assert filters.egress_gateway_export_to(other) == [".", "team-a", "team-b"]
+    assert filters.egress_gateway_export_to([other], "ambient") == ["."]
+    with pytest.raises(AnsibleFilterError, match="namespaces must be a list of namespace names"):
+        filters.egress_gateway_export_to([other], namespaces="team-a")
+
+
 def test_egress_routes_lines_and_records():
     lines = filters.egress_routes(example("seed-1-http"))
     assert lines[0] == ("mytest/app=sleep-a -> sidecar :80 -> gateway egressgateway-a :80 -> "
@@ -65,7 +96,8 @@ def test_egress_diagram_is_the_routes_mmd_file():
             "routes.mmd"]
     text = filters.egress_diagram(example("seed-2-https-upgrade"))
     assert text.splitlines()[1] == "flowchart LR"
-    assert '  s0 -->|"Istio mTLS (ISTIO_MUTUAL) :444, SNI www.httpbin.org"| g1' in text
+    assert ('  s0 -->|"Istio mTLS (ISTIO_MUTUAL) :444, SNI '
+            'httpbin-service-https.f5b9d895.egressgateway-a.egress.internal"| g1') in text
     assert '  s0 -->|"HBONE :15008 (Istio mTLS), service port 80"| g0' in filters.egress_diagram(
         example("seed-2-https-upgrade"), "ambient")
     with pytest.raises(AnsibleFilterError, match="invalid egress policy"):

@@ -14,7 +14,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.c
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.gateway import (
     authorization_policies,
     gateway,
-    gateway_destination_rule,
+    gateway_destination_rules,
     gateway_virtual_service,
     origination_rule,
     upstream_service_entry,
@@ -25,6 +25,8 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     export_to,
     granted_targets,
     mtls_sni,
+    sni_suffix,
+    source_tag,
     upstream_host,
     upstream_protocol,
 )
@@ -91,9 +93,9 @@ def test_seed1_client_side_routes_port_80_to_gateway_port_80(seed1):
 
 
 def test_seed1_sidecar_to_gateway_is_istio_mutual_tls(seed1):
-    dr = get(seed1, "DestinationRule", "istio-egress", "egressgateway-a")
+    dr = get(seed1, "DestinationRule", "mytest", "egressgateway-a")
     assert dr["host"] == GW
-    assert dr["exportTo"] == [".", "mytest"]
+    assert dr["exportTo"] == ["."]
     assert dr["subsets"] == [{
         "name": "httpbin-service-http",
         "trafficPolicy": {"portLevelSettings": [{
@@ -105,7 +107,7 @@ def test_seed1_gateway_server_and_route_to_host_port_80(seed1):
     gateway = get(seed1, "Gateway", "istio-egress", "egressgateway-a")
     assert gateway["selector"] == POD_LABELS
     assert gateway["servers"] == [{
-        "port": {"number": 80, "name": "https-httpbin-service-http", "protocol": "HTTPS"},
+        "port": {"number": 80, "name": "https-80", "protocol": "HTTPS"},
         "hosts": ["./www.httpbin.org", "./httpbin.org"],
         "tls": {"mode": "ISTIO_MUTUAL"},
     }]
@@ -129,8 +131,8 @@ def test_seed1_gateway_admits_only_the_source_namespace(seed1):
     assert policy["action"] == "ALLOW"
     assert policy["rules"] == [{
         "from": [{"source": {"namespaces": ["mytest"]}}],
-        "to": [{"operation": {"ports": ["80"]}}],
-        "when": [{"key": "connection.sni", "values": ["www.httpbin.org"]}],
+        "to": [{"operation": {"ports": ["80"], "hosts": [
+            "www.httpbin.org", "www.httpbin.org:*", "httpbin.org", "httpbin.org:*"]}}],
     }]
 
 
@@ -259,7 +261,10 @@ def test_seed2_gateway_servers_and_ports(seed2):
     servers = get(seed2, "Gateway", "istio-egress", "egressgateway-a")["servers"]
     assert [(s["port"]["number"], s["port"]["protocol"], s["tls"]["mode"]) for s in servers] == [
         (80, "HTTPS", "ISTIO_MUTUAL"), (444, "TLS", "ISTIO_MUTUAL"), (445, "TLS", "ISTIO_MUTUAL")]
-    assert servers[2]["hosts"] == ["./www.aliyun.com"]
+    # HTTPS entries: a server per entry named by its SNI, which also names its sources' tag.
+    tag = source_tag(load(example("seed-2-https-upgrade")).policy.rules[1])
+    assert servers[2]["hosts"] == ["./aliyun-service-https.%s.egressgateway-a.egress.internal"
+                                   % tag]
 
 
 def test_seed2_each_selector_sees_only_its_rule(seed2):
@@ -272,15 +277,19 @@ def test_seed2_each_selector_sees_only_its_rule(seed2):
     }
 
 
-def test_seed2_authorization_per_entry(seed2):
+def test_seed2_authorization_per_http_entry_and_per_source_set(seed2):
     policies = [o for o in seed2 if o["kind"] == "AuthorizationPolicy"]
+    # Both rules of seed 2 admit namespace mytest (their selectors are enforced by Sidecars): one
+    # source set, one tag for the two HTTPS entries.
+    tag = source_tag(load(example("seed-2-https-upgrade")).policy.rules[0])
     assert [o["metadata"]["name"] for o in policies] == [
-        "egressgateway-a-httpbin-service-http-admission",
-        "egressgateway-a-httpbin-service-https-admission",
-        "egressgateway-a-aliyun-service-https-admission"]
-    rules = [r for o in policies for r in o["spec"]["rules"]]
-    assert [(r["to"][0]["operation"]["ports"], r["when"][0]["values"]) for r in rules] == [
-        (["80"], ["www.httpbin.org"]), (["444"], ["www.httpbin.org"]), (["445"], ["www.aliyun.com"])]
+        "egressgateway-a-httpbin-service-http-admission", "egressgateway-a-%s-sources" % tag]
+    http_rule, tls_rule = [r for o in policies for r in o["spec"]["rules"]]
+    assert http_rule["to"] == [{"operation": {"ports": ["80"], "hosts": [
+        "www.httpbin.org", "www.httpbin.org:*", "httpbin.org", "httpbin.org:*"]}}]
+    assert "when" not in http_rule
+    assert tls_rule == {"from": [{"source": {"namespaces": ["mytest"]}}], "when": [{
+        "key": "connection.sni", "values": ["*.%s.egressgateway-a.egress.internal" % tag]}]}
 
 
 # ---------------------------------------------------------------------------- seed 3: auto ports
@@ -334,7 +343,8 @@ def test_a_rule_grants_only_its_own_sources():
                                  "to": [https(name="b", hosts=["b.example.com"])]})
     objects = expand(data)[0]
     client = {(o["kind"], o["metadata"]["namespace"], tuple(o["spec"]["hosts"]))
-              for o in objects if o["metadata"]["namespace"] in ("team-a", "team-b")}
+              for o in objects if o["metadata"]["namespace"] in ("team-a", "team-b")
+              and o["kind"] != "DestinationRule"}
     assert client == {
         ("ServiceEntry", "team-a", ("a.example.com",)),
         ("VirtualService", "team-a", ("a.example.com",)),
@@ -344,8 +354,10 @@ def test_a_rule_grants_only_its_own_sources():
     rules = [r for o in objects if o["kind"] == "AuthorizationPolicy" for r in o["spec"]["rules"]]
     assert [r["from"] for r in rules] == [[{"source": {"namespaces": ["team-a"]}}],
                                           [{"source": {"namespaces": ["team-b"]}}]]
-    dr = get(objects, "DestinationRule", "istio-egress", "egressgateway-a")
-    assert dr["exportTo"] == [".", "team-a", "team-b"]
+    # each namespace's DestinationRule of the gateway holds its own entries' subsets only
+    for namespace, subset in (("team-a", "a"), ("team-b", "b")):
+        dr = get(objects, "DestinationRule", namespace, "egressgateway-a")
+        assert dr["exportTo"] == ["."] and [s["name"] for s in dr["subsets"]] == [subset]
 
 
 def test_service_accounts_become_principals():
@@ -397,10 +409,13 @@ def test_tcp_by_name(seed3):
 
 
 def test_many_entries_stay_within_istio_schema_limits():
-    # Istio's AuthorizationPolicy schema allows at most 512 rules per object.
-    data = params(*[tcp(name="db-%d" % i, hosts=["db%d.example.com" % i]) for i in range(600)])
+    # Istio's AuthorizationPolicy schema allows at most 512 rules per object: one per HTTP entry,
+    # one per set of sources for the rest.
+    data = params(*[tcp(name="db-%d" % i, hosts=["db%d.example.com" % i]) for i in range(600)]
+                  + [http(name="web-%d" % i, hosts=["w%d.example.com" % i], gateway_port=8080)
+                     for i in range(600)])
     policies = [o for o in expand(data)[0] if o["kind"] == "AuthorizationPolicy"]
-    assert len(policies) == 600
+    assert len(policies) == 601
     assert max(len(o["spec"]["rules"]) for o in policies) == 1
 
 
@@ -432,7 +447,10 @@ def test_hosts_of_each_hop():
     assert upstream_host(policy, web) == upstream("svc")
     assert client_hosts(policy, web) == ["a.example.com", "b.example.com"]
     assert client_hosts(policy, db) == [upstream("db")]
-    assert mtls_sni(policy, web) == "a.example.com" and mtls_sni(policy, db) == upstream("db")
+    tag = source_tag(policy.rules[0])
+    assert len(tag) == 8 and sni_suffix(policy, tag) == ".%s.egressgateway-a.egress.internal" % tag
+    assert mtls_sni(policy, web) == "a.example.com"
+    assert mtls_sni(policy, db) == "db.%s.egressgateway-a.egress.internal" % tag
     assert [upstream_protocol(t) for t in (web, db)] == ["HTTP", "TCP"]
     assert export_to(["ns2", "istio-egress", "ns1", "ns2"]) == [".", "ns1", "ns2"]
     assert {ns: [t.name for t in ts] for ns, ts in granted_targets(policy).items()} == {
@@ -469,15 +487,15 @@ def test_gateway_side_builders_of_an_upgraded_entry():
     assert gateway_virtual_service(ctx, target)["spec"]["http"][0]["match"] == [
         {"gateways": [GW_REF], "port": 8080}]
     assert gateway(ctx)["spec"]["servers"] == [{
-        "port": {"number": 8080, "name": "https-svc", "protocol": "HTTPS"},
+        "port": {"number": 8080, "name": "https-8080", "protocol": "HTTPS"},
         "hosts": ["./example.com"], "tls": {"mode": "ISTIO_MUTUAL"}}]
-    rule = gateway_destination_rule(ctx, ["mytest"])["spec"]
-    assert rule["exportTo"] == [".", "mytest"]
-    assert rule["subsets"][0]["trafficPolicy"]["portLevelSettings"][0]["tls"] == {
+    (rule,) = gateway_destination_rules(ctx, {"mytest": [target]})
+    assert rule["metadata"]["namespace"] == "mytest" and rule["spec"]["exportTo"] == ["."]
+    assert rule["spec"]["subsets"][0]["trafficPolicy"]["portLevelSettings"][0]["tls"] == {
         "mode": "ISTIO_MUTUAL", "sni": "example.com"}
     (admission,) = authorization_policies(ctx)
-    assert admission["spec"]["rules"][0]["when"] == [
-        {"key": "connection.sni", "values": ["example.com"]}]
+    assert admission["spec"]["rules"][0]["to"] == [
+        {"operation": {"ports": ["8080"], "hosts": ["example.com", "example.com:*"]}}]
 
 
 def test_selector_building_blocks():

@@ -17,6 +17,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
     assignment_warnings,
     check_written_ports,
     gateway_service_ports,
+    merge_export_to,
     merge_service_ports,
     port_name,
     slot_seed,
@@ -236,3 +237,8 @@ def test_merge_service_ports_of_several_policies():
     ports, clashes = merge_service_ports([a, clash])
     assert [p["name"] for p in ports] == ["http-8000", "status-port"]
     assert clashes == ["8000 (http-8000/tcp-8000)"]
+
+
+def test_merge_export_to_puts_the_own_namespace_first():
+    assert merge_export_to([[".", "b"], ["a", "b", ""], []]) == [".", "a", "b"]
+    assert merge_export_to([]) == ["."]

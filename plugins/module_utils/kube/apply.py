@@ -101,6 +101,20 @@ class Applier:
                 missing.append(namespace)
         return missing
 
+    def get(self, res, namespace, name):
+        """One object, or None when it does not exist."""
+        op = res.op("get", namespace, name, what="%s %s/%s" % (res.kind, namespace, name))
+        return self.client.get(res.item_path(namespace, name), op)
+
+    def apply_fields(self, res, body):
+        """Server-side apply of the fields in ``body`` only (the field manager owns just those),
+        taking them over from other managers; a dry run in check mode."""
+        meta = body["metadata"]
+        op = res.op("apply", meta.get("namespace"), meta["name"],
+                    what="apply %s %s/%s" % (res.kind, meta.get("namespace"), meta["name"]))
+        return self.client.apply(res.item_path(meta.get("namespace"), meta["name"]), body, op,
+                                 self.field_manager, force=True, dry_run=self.check_mode)
+
     def list_selected(self, kinds, selector):
         """``{identity: live}`` of the objects matching ``selector``, every namespace.
 

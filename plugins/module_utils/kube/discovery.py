@@ -70,6 +70,9 @@ class Resource:
 
 
 NAMESPACES = Resource("", "v1", "Namespace", "namespaces", False)
+SERVICES = Resource("", "v1", "Service", "services", True)
+# Core kinds (group "") this layer reads; aggregated discovery of /apis does not list them.
+CORE = {"Namespace": NAMESPACES, "Service": SERVICES}
 
 
 class Discovery:
@@ -122,8 +125,8 @@ class Discovery:
     def find(self, api_version, kind):
         """The :class:`Resource` for ``apiVersion``/``kind``, or None when it is not served."""
         group, version = split_api_version(api_version)
-        if group == "" and kind == "Namespace":
-            return NAMESPACES
+        if group == "" and version == "v1" and kind in CORE:
+            return CORE[kind]
         self._load()
         if self._groups is not None:
             self._fetch_group_version(group, version)

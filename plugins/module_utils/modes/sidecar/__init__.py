@@ -27,6 +27,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar i
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
     Context,
     client_hosts,
+    export_to,
     granted_targets,
     mtls_sni,
     upstream_host,
@@ -94,7 +95,7 @@ def expand(loaded):
     objects = (
         [o for o in client_side if o["kind"] == "ServiceEntry"]
         + [gateway.upstream_service_entry(ctx, t) for t in targets]
-        + [gateway.gateway_destination_rule(ctx, granted)]
+        + gateway.gateway_destination_rules(ctx, granted)
         + [gateway.origination_rule(ctx, t) for t in targets if t.upgraded]
         + [gateway.gateway(ctx)]
         + [o for o in client_side if o["kind"] == "VirtualService"]
@@ -106,7 +107,10 @@ def expand(loaded):
 
 
 def gateway_info(loaded):
-    """What the egress gateway needs to serve the policy: names, pod labels, Service ports."""
+    """What the egress gateway needs to serve the policy: names, pod labels, Service ports, and
+    the namespaces its Service must be visible to (``export_to``: the gateway's own and the
+    source namespaces; the role writes them into the Service's ``networking.istio.io/exportTo``
+    annotation, so a sidecar anywhere else carries nothing of the gateway)."""
     policy = loaded.policy
     return {
         "name": policy.gateway,
@@ -115,6 +119,7 @@ def gateway_info(loaded):
         "service_name": gateway_service_name(policy.gateway),
         "labels": gateway_pod_labels(policy.gateway),
         "ports": gateway_service_ports(policy, loaded.gateway_ports),
+        "export_to": export_to(granted_targets(policy)),
     }
 
 

@@ -32,8 +32,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
     client_hosts,
-    export_to,
     mtls_sni,
+    sni_suffix,
+    source_tag,
     upstream_host,
     upstream_protocol,
 )
@@ -72,8 +73,10 @@ def gateway_virtual_service(ctx, target):
     gp = ctx.ports[target.name]
     destination = [{"destination": {"host": upstream_host(ctx.policy, target),
                                     "port": {"number": target.upstream_port}}}]
-    spec = OrderedDict([("hosts", client_hosts(ctx.policy, target)),
-                        ("gateways", [ctx.gateway_ref]), ("exportTo", ["."])])
+    # bound to the entry's server: its hosts (HTTP), or its SNI (HTTPS and TCP)
+    hosts = client_hosts(ctx.policy, target) if target.protocol == HTTP else [
+        mtls_sni(ctx.policy, target)]
+    spec = OrderedDict([("hosts", hosts), ("gateways", [ctx.gateway_ref]), ("exportTo", ["."])])
     match = [{"gateways": [ctx.gateway_ref], "port": gp}]
     if target.protocol == HTTP:
         spec["http"] = [{"name": target.name, "match": match, "route": destination}]
@@ -84,56 +87,84 @@ def gateway_virtual_service(ctx, target):
 
 
 def gateway(ctx):
+    """The Gateway: one ``HTTPS`` server per gateway port of HTTP entries, holding all their hosts
+    (the route configuration tells them apart by Host), and one ``TLS`` server per HTTPS or TCP
+    entry, named by the entry's SNI (after the mutual TLS ends, a TLS server sends to one
+    destination). Every server ends Istio mutual TLS."""
     servers = []
+    http_servers = {}
     for target in ctx.policy.targets():
-        protocol = HTTPS if target.protocol == HTTP else "TLS"
-        servers.append({
-            "port": {"number": ctx.ports[target.name],
-                     "name": "%s-%s" % (protocol.lower(), target.name),
-                     "protocol": protocol},
-            "hosts": ["./" + h for h in client_hosts(ctx.policy, target)],
-            "tls": {"mode": "ISTIO_MUTUAL"},
-        })
+        port = ctx.ports[target.name]
+        hosts = ["./" + h for h in client_hosts(ctx.policy, target)]
+        if target.protocol == HTTP:
+            server = http_servers.get(port)
+            if server is not None:
+                server["hosts"].extend(hosts)
+                continue
+            server = http_servers[port] = {
+                "port": {"number": port, "name": "https-%d" % port, "protocol": HTTPS},
+                "hosts": hosts, "tls": {"mode": "ISTIO_MUTUAL"}}
+        else:
+            server = {"port": {"number": port, "name": "tls-%s" % target.name, "protocol": "TLS"},
+                      "hosts": ["./" + mtls_sni(ctx.policy, target)],
+                      "tls": {"mode": "ISTIO_MUTUAL"}}
+        servers.append(server)
     return {"apiVersion": NETWORKING, "kind": "Gateway", "metadata": ctx.meta(ctx.gateway),
             "spec": {"selector": gateway_pod_labels(ctx.gateway), "servers": servers}}
 
 
-def gateway_destination_rule(ctx, namespaces):
-    subsets = []
-    for target in ctx.policy.targets():
-        subsets.append({
+def gateway_destination_rules(ctx, granted):
+    """Per source namespace, the DestinationRule of the gateway Service with a subset for each
+    entry granted there: Istio mutual TLS on the entry's gateway port with the entry's SNI. In the
+    source namespace (``exportTo: ["."]``), so a sidecar gets clusters for its own entries only."""
+    rules = []
+    for namespace in sorted(granted):
+        subsets = [{
             "name": target.name,
             "trafficPolicy": {"portLevelSettings": [{
                 "port": {"number": ctx.ports[target.name]},
                 "tls": {"mode": "ISTIO_MUTUAL", "sni": mtls_sni(ctx.policy, target)},
             }]},
-        })
-    return {"apiVersion": NETWORKING, "kind": "DestinationRule",
-            "metadata": ctx.meta(ctx.gateway),
-            "spec": {"host": ctx.gateway_host, "exportTo": export_to(namespaces),
-                     "subsets": subsets}}
+        } for target in granted[namespace]]
+        rules.append({"apiVersion": NETWORKING, "kind": "DestinationRule",
+                      "metadata": ctx.meta(ctx.gateway, namespace),
+                      "spec": {"host": ctx.gateway_host, "exportTo": ["."], "subsets": subsets}})
+    return rules
 
 
 def authorization_policies(ctx):
-    """One ALLOW policy per entry on the gateway pods: the entry's sources, on its gateway port,
-    with its SNI (and its methods and path prefixes). Istio ORs ALLOW policies; one object per
-    entry keeps each small (Istio's schema allows at most 512 rules in one policy) and its name
-    as stable as the entry's."""
+    """The gateway's ALLOW policies. Istio copies every rule of every policy that selects the
+    gateway into each of its filter chains (docs/design.md, "What one entry costs"), so:
+
+    * an HTTP entry has a policy of its own: its sources, on its gateway port, for its hosts (the
+      Host header; and its methods and path prefixes). ``hosts`` is an HTTP field, so Istio
+      leaves these rules out of the TLS servers' chains;
+    * HTTPS and TCP entries are admitted by SNI: one policy per set of sources, whose rule admits
+      those sources for every SNI ending in the set's tag (``*.<tag>.<gateway>.egress.internal``,
+      see ``hosts.mtls_sni``). The SNI selects the entry's own server and port, so one rule per
+      source set admits exactly the entries granted to it.
+    """
     policies = []
+    tagged = OrderedDict()
     for rule in ctx.policy.rules:
         sources = authorization_sources(rule)
         for target in rule.targets:
+            if target.protocol != HTTP:
+                tagged.setdefault(source_tag(rule), sources)
+                continue
             operation = http_operation(ctx.ports[target.name], target.http)
-            policies.append({
-                "apiVersion": SECURITY, "kind": "AuthorizationPolicy",
-                "metadata": ctx.meta(ctx.name(target.name, "admission")),
-                "spec": {"selector": {"matchLabels": gateway_pod_labels(ctx.gateway)},
-                         "action": "ALLOW",
-                         "rules": [{
-                             "from": sources,
-                             "to": [{"operation": operation}],
-                             "when": [{"key": "connection.sni",
-                                       "values": [mtls_sni(ctx.policy, target)]}],
-                         }]},
-            })
+            operation["hosts"] = [h for host in client_hosts(ctx.policy, target)
+                                  for h in (host, host + ":*")]
+            policies.append(_admission(ctx, ctx.name(target.name, "admission"), {
+                "from": sources, "to": [{"operation": operation}]}))
+    for tag, sources in tagged.items():
+        policies.append(_admission(ctx, ctx.name(tag, "sources"), {
+            "from": sources,
+            "when": [{"key": "connection.sni", "values": ["*" + sni_suffix(ctx.policy, tag)]}]}))
     return policies
+
+
+def _admission(ctx, name, rule):
+    return {"apiVersion": SECURITY, "kind": "AuthorizationPolicy", "metadata": ctx.meta(name),
+            "spec": {"selector": {"matchLabels": gateway_pod_labels(ctx.gateway)},
+                     "action": "ALLOW", "rules": [rule]}}

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 from collections import OrderedDict
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
@@ -15,11 +16,13 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     HTTP,
     HTTPS,
     TCP,
+    authorization_sources,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
     address_host,
     gateway_service_host,
     metadata,
+    short_hash,
 )
 
 
@@ -35,9 +38,30 @@ def client_hosts(policy, target):
     return list(target.hosts)
 
 
+def source_tag(rule):
+    """A short name for the sources a rule admits at the gateway (its namespaces and service
+    accounts): rules that admit the same sources share it."""
+    return short_hash(json.dumps(authorization_sources(rule), sort_keys=True), 8)
+
+
+def sni_suffix(policy, tag):
+    """``.<tag>.<gateway>.egress.internal``: the end of the SNI of every HTTPS and TCP entry whose
+    rule's sources have the tag."""
+    return ".%s.%s" % (tag, address_host(policy.gateway, "")[1:])
+
+
 def mtls_sni(policy, target):
-    """The SNI of the sidecar-to-gateway hop; it selects the entry's server on the gateway."""
-    return client_hosts(policy, target)[0]
+    """The SNI of the sidecar-to-gateway hop; it selects the entry's server on the gateway.
+
+    HTTP entries: the entry's first host (their server holds the hosts of every HTTP entry on the
+    port; the Host header picks the route). HTTPS and TCP entries:
+    ``<entry>.<tag>.<gateway>.egress.internal``, a name of the entry's own server that also says
+    which sources it admits (:func:`source_tag`), so the gateway admits them by one rule per
+    source set.
+    """
+    if target.protocol == HTTP:
+        return client_hosts(policy, target)[0]
+    return target.name + sni_suffix(policy, source_tag(policy.rules[target.rule_index]))
 
 
 def upstream_protocol(target):
