@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
@@ -119,9 +121,10 @@ def _extra_port(port, index):
             "protocol": str(port.get("protocol") or "TCP")}
 
 
-def egress_gateway_service_ports(policies, mode=None, extra_ports=None):
+def egress_gateway_service_ports(policies, mode=None, extra_ports=None, keep_ports=None):
     """Several policies (and extra ports) -> one gateway Service's ports: every gateway port of
-    every policy and the status port, one entry per port number, sorted."""
+    every policy and the status port, one entry per port number, sorted. ``keep_ports`` (the
+    ports live policies still use) are added where their number is not there yet."""
     policies = _plain(policies)
     if isinstance(policies, (dict, str)):
         policies = [policies]
@@ -134,7 +137,20 @@ def egress_gateway_service_ports(policies, mode=None, extra_ports=None):
         raise AnsibleFilterError(
             "gateway ports used under different names by the policies or "
             "egress_gateway_extra_ports: %s" % ", ".join(clashes))
-    return ports
+    kept = [_extra_port(p, i) for i, p in enumerate(_plain(keep_ports) or [])]
+    return merge_service_ports([ports, kept])[0]
+
+
+def egress_unknown_variables(names, known, prefix=""):
+    """The names among ``names`` that ``known`` lacks, each also as a warning with the closest
+    known name: a typo in a role variable is otherwise ignored without a word."""
+    unknown = sorted(set(_plain(names) or []) - set(_plain(known) or []))
+    for name in unknown:
+        close = difflib.get_close_matches(name, _plain(known) or [], n=1)
+        hint = "; did you mean %s?" % close[0] if close else ""
+        display.warning("%s%s is not a variable of this role, and is ignored%s"
+                        % (prefix, name, hint))
+    return unknown
 
 
 def _export_to(data, mode):
@@ -210,6 +226,7 @@ class FilterModule(object):
             "egress_gateway_ports": egress_gateway_ports,
             "egress_gateway_service_ports": egress_gateway_service_ports,
             "egress_gateway_export_to": egress_gateway_export_to,
+            "egress_unknown_variables": egress_unknown_variables,
             "egress_routes": egress_routes,
             "egress_diagram": egress_diagram,
             "egress_render": egress_render,

@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 from collections import OrderedDict
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.diagram import (
@@ -52,3 +53,40 @@ def render_files(data, mode=None):
         ("routes.md", render_markdown(result, diagram)),
     ])
     return result, files
+
+
+def write_files(files, dest, check_mode=False):
+    """Write ``{file name: text}`` into directory ``dest`` (created when missing): the names of
+    the files whose content changed (all of them in a new directory). In check mode nothing is
+    written; the names are those that would change."""
+    changed = []
+    for name, text in files.items():
+        path = os.path.join(dest, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == text:
+                    continue
+        except (IOError, OSError, UnicodeDecodeError):
+            pass
+        changed.append(name)
+    if changed and not check_mode:
+        if not os.path.isdir(dest):
+            os.makedirs(dest)
+        for name in changed:
+            with open(os.path.join(dest, name), "w", encoding="utf-8") as handle:
+                handle.write(files[name])
+    return changed
+
+
+def render_to(data, mode=None, dest=None, check_mode=False):
+    """The render's result for a module: the policy name, mode, counts, route lines and warnings,
+    and with ``dest`` the files written there (``changed`` when any file's content changed)."""
+    result, files = render_files(data, mode)
+    out = {"changed": False, "policy": result["policy"]["metadata"]["name"],
+           "mode": result["mode"], "objects": len(result["objects"]),
+           "route_lines": result["route_lines"], "gateway": result["gateway"],
+           "files": sorted(files), "warnings": result["warnings"]}
+    if dest is not None:
+        written = write_files(files, dest, check_mode)
+        out.update(changed=bool(written), dest=dest, written=written)
+    return out

@@ -18,6 +18,7 @@ __metaclass__ = type
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressFailure
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
+    DATAPLANE_MODE,
     EXPORT_TO_ANNOTATION,
     GATEWAY_API,
     NETWORKING,
@@ -46,6 +47,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.kube.plan impor
     plan,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
+    MANAGED_BY,
+    MANAGED_BY_KEY,
+    POLICY_KEY,
     ownership_labels,
     ownership_selector,
 )
@@ -65,6 +69,8 @@ HASH_ANNOTATION = "egress.servicemesh.io/applied-hash"
 # On the ASMEgressTrafficPolicy the module applies: which output it was applied with.
 OUTPUT_ANNOTATION = "egress.servicemesh.io/output"
 OUTPUTS = ("expanded", "crd", "both")
+# auto: both where the cluster serves the ASMEgressTrafficPolicy CRD, else expanded
+OUTPUT_CHOICES = ("auto",) + OUTPUTS
 
 # Every kind the collection generates, in apply order: the policy resource first (deleted last,
 # so an interrupted delete keeps the source of truth), then what the core returns in this order.
@@ -131,10 +137,50 @@ def _missing_kind_errors(applier, objects):
     return errors
 
 
-def _namespace_errors(applier, objects):
-    namespaces = [(o.get("metadata") or {}).get("namespace") for o in objects]
-    return ["namespace %s does not exist: create it first (the module never creates "
-            "namespaces)" % ns for ns in applier.missing_namespaces([n for n in namespaces if n])]
+def display_record(obj):
+    meta = obj.get("metadata") or {}
+    return {"kind": obj["kind"], "api_version": obj["apiVersion"],
+            "namespace": meta.get("namespace") or "", "name": meta["name"]}
+
+
+def namespace_check(applier, desired, known, rendered, check_mode):
+    """``(errors, warnings, skipped)`` about the namespaces the policy uses, one read each.
+
+    A namespace that does not exist is an error; in check mode a warning instead (a play may
+    create it in an earlier task, which check mode only pretends to do), and the objects that
+    would go there are ``skipped`` (reported, not dry-run: the API server would refuse them).
+    In ambient mode, a source namespace or the waypoint's namespace that is not enrolled in
+    ambient (``istio.io/dataplane-mode: ambient``) is a warning: that traffic bypasses the
+    waypoint.
+    """
+    used = set((o.get("metadata") or {}).get("namespace") for o in desired) - set([None, ""])
+    ambient = rendered["mode"] == "ambient"
+    sources = set(r["source"]["namespace"] for r in rendered["routes"]) if ambient else set()
+    waypoint = rendered["gateway"]["namespace"] if ambient else None
+    wanted = (used - set(known)) | sources | (set([waypoint]) if waypoint else set())
+    live = applier.namespaces(wanted)
+    errors, warnings, skipped = [], [], []
+    for namespace in sorted(n for n in used - set(known) if live.get(n) is None):
+        if check_mode:
+            warnings.append("namespace %s does not exist: check mode assumes an earlier task of "
+                            "this run creates it, and reports the policy's objects there without "
+                            "a dry run; a real run fails unless it exists" % namespace)
+            skipped.append(namespace)
+        else:
+            errors.append("namespace %s does not exist: create it first (the module never "
+                          "creates namespaces)" % namespace)
+    for namespace in sorted(n for n in sources | set([waypoint]) - set([None]) if live.get(n)):
+        labels = (live[namespace].get("metadata") or {}).get("labels") or {}
+        if labels.get(DATAPLANE_MODE) != "ambient":
+            who = ("the waypoint's namespace" if namespace == waypoint else
+                   "source namespace")
+            warnings.append(
+                "%s %s is not enrolled in ambient mode (label %s: ambient%s): its traffic does "
+                "not reach the waypoint, so the policy neither routes nor guards it; label it "
+                "(kubectl label namespace %s %s=ambient)"
+                % (who, namespace, DATAPLANE_MODE, ", it has %s" % labels[DATAPLANE_MODE]
+                   if DATAPLANE_MODE in labels else "", namespace, DATAPLANE_MODE))
+    return errors, warnings, skipped
 
 
 def _is_sidecar(obj):
@@ -177,6 +223,25 @@ def sidecar_conflicts(applier, desired, owned, owner_labels):
                        ",".join("%s=%s" % kv for kv in sorted(mine.items())),
                        obj["metadata"]["name"]))
     return problems
+
+
+def other_policy_of_gateway(existing, name, gateway):
+    """The error when live objects in the way belong to the gateway's other policy name (the
+    same policy written in the other spelling gets ``<gateway>`` or ``egress-by-<gateway>``):
+    a gateway takes one policy. None otherwise."""
+    names = set((gateway, "egress-by-" + gateway)) - set([name])
+    counts = {}
+    for live in existing.values():
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY_KEY) == MANAGED_BY and labels.get(POLICY_KEY) in names:
+            counts[labels[POLICY_KEY]] = counts.get(labels[POLICY_KEY], 0) + 1
+    if not counts:
+        return None
+    other = max(sorted(counts), key=counts.get)
+    return ("gateway %s already has policy %s (%d of its objects are where policy %s would go): "
+            "a gateway takes one policy. To change it, name this one %s (module: name: %s; "
+            "resource: metadata.name: %s); to replace it, delete policy %s first (state: absent, "
+            "name: %s)" % (gateway, other, counts[other], name, other, other, other, other, other))
 
 
 def gateway_visibility(applier, gateway):
@@ -257,32 +322,57 @@ def render_params(params):
     return render(data, params.get("mode"))
 
 
+def effective_output(applier, output):
+    """``auto``: the policy resource and the Istio objects (``both``) where the cluster serves
+    the ASMEgressTrafficPolicy CRD, else the Istio objects alone (``expanded``)."""
+    if output != "auto":
+        return output
+    return "both" if applier.resource(API_VERSION, KIND) is not None else "expanded"
+
+
+def dropped_resource_warning(owned, output, name):
+    """The warning when ``output: expanded`` deletes the policy resource an earlier run (say
+    the egress_gateway role, with ``both``) stored: one tool undoing another's choice."""
+    if output != "expanded":
+        return []
+    stored = [key for key in owned if key[1] == KIND]
+    if not stored:
+        return []
+    return ["output: expanded deletes the ASMEgressTrafficPolicy %s/%s that an earlier run "
+            "stored: the cluster then keeps no source of truth and egress_policy_info can no "
+            "longer report missing objects; use output: auto (the default) or both to keep it"
+            % (stored[0][2], name)]
+
+
 def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: present``: the result dict; raises EgressFailure (PolicyError before that)."""
-    output = params.get("output") or "expanded"
     rendered = render_params(params)  # every validation error, before any request
     name = rendered["policy"]["metadata"]["name"]
     owner_labels = ownership_labels(name)
-    desired = desired_objects(rendered, output)
-    base = {"policy": name, "output": output, "mode": rendered["mode"],
-            "gateway_ports": rendered["gateway"]["ports"], "routes": rendered["route_lines"]}
     warnings = list(rendered["warnings"])
 
     client = client_factory()
     applier = make_applier(client, check_mode, diff, workers)
+    output = effective_output(applier, params.get("output") or "auto")
+    desired = desired_objects(rendered, output)
+    base = {"policy": name, "output": output, "mode": rendered["mode"],
+            "gateway_ports": rendered["gateway"]["ports"], "routes": rendered["route_lines"]}
     try:
         errors = _missing_kind_errors(applier, desired)
         if errors:
             raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
                                 errors, objects=[], warnings=warnings, **base)
         owned = applier.list_selected(GENERATED_KINDS, ownership_selector(name))
+        warnings.extend(dropped_resource_warning(owned, output, name))
         # A namespace holding one of our objects exists: look up only the others.
-        present = set(key[2] for key in owned)
-        errors = _namespace_errors(applier, [o for o in desired
-                                             if o["metadata"].get("namespace") not in present])
+        errors, more, skipped = namespace_check(applier, desired, set(key[2] for key in owned),
+                                                rendered, check_mode)
+        warnings.extend(more)
         if errors:
             raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
                                 errors, objects=[], warnings=warnings, **base)
+        unplanned = [o for o in desired if o["metadata"].get("namespace") in skipped]
+        desired = [o for o in desired if o["metadata"].get("namespace") not in skipped]
         existing = applier.lookup(desired, owned)
         side = sidecar_conflicts(applier, desired, owned, owner_labels)
         force = bool(params.get("force"))
@@ -293,6 +383,10 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
             warnings.extend("force: " + s for s in side)
         elif side:
             conflicts.extend(side)
+        other = other_policy_of_gateway(existing, name, rendered["policy"]["spec"][
+            "byEgressGateway"]["name"])
+        if conflicts and other is not None and not force:
+            conflicts.insert(0, other)
         if conflicts:
             raise EgressFailure(
                 "%d object%s in the way of policy %s (nothing was written): %s"
@@ -305,6 +399,10 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         if visibility is not None:
             applier.apply_fields(SERVICES, visibility["body"])
         outcome = applier.run(changes)
+        for obj in unplanned:
+            outcome.records.append(dict(display_record(obj), action="created",
+                                        reason="not dry-run: its namespace does not exist yet"))
+            outcome.changed = True
         if visibility is not None:
             outcome.records.insert(0, _visibility_record(visibility))
             outcome.changed = True
@@ -318,7 +416,7 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
 def delete_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: absent``: delete every object the policy owns (and its resource)."""
     name = policy_name(params)
-    base = {"policy": name, "output": params.get("output") or "expanded", "mode": None,
+    base = {"policy": name, "output": params.get("output") or "auto", "mode": None,
             "gateway_ports": [], "routes": []}
     client = client_factory()
     applier = make_applier(client, check_mode, diff, workers)

@@ -63,6 +63,22 @@ def _policy_from_resource(resource):
         return None, exc.errors
 
 
+def live_gateway_ports(live):
+    """The gateway Service ports a policy's live Istio ``Gateway`` serves, for a policy stored
+    without its resource: ``http-<port>`` for HTTPS servers (HTTP entries), ``tls-<port>`` for TLS
+    servers (HTTPS or TCP entries: the Gateway does not tell which)."""
+    ports = {}
+    for key, obj in live.items():
+        if key[:2] != ("networking.istio.io", "Gateway"):
+            continue
+        for server in (obj.get("spec") or {}).get("servers") or []:
+            port = (server.get("port") or {}).get("number")
+            if isinstance(port, int):
+                prefix = "http" if (server.get("port") or {}).get("protocol") == "HTTPS" else "tls"
+                ports.setdefault(port, "%s-%d" % (prefix, port))
+    return [{"name": ports[p], "port": p, "targetPort": p, "protocol": "TCP"} for p in sorted(ports)]
+
+
 def _describe(name, live, gateway_filter=None):
     """One policy's report from its live objects ``{identity: live}``."""
     resources = [o for k, o in live.items() if k[1] == KIND]
@@ -81,6 +97,7 @@ def _describe(name, live, gateway_filter=None):
             report["params"] = rendered["params"]
             report["mode"] = rendered["mode"]
             report["routes"] = rendered["route_lines"]
+            report["gateway_ports"] = rendered["gateway"]["ports"]
             expected = desired_objects(rendered, output if output in OUTPUTS else "both")
             wanted = dict((identity(o), o) for o in expected)
             drift["missing"] = [_ref(k) for k in wanted if k not in live]
@@ -91,6 +108,8 @@ def _describe(name, live, gateway_filter=None):
                     if reason is not None:
                         drift["changed"].append(dict(_ref(key), reason=reason,
                                                      by=_changed_by(live[key])))
+    if "gateway_ports" not in report:
+        report["gateway_ports"] = live_gateway_ports(live)
     if resource is None or report["policy"] is None:
         # Without the resource there is nothing to expand: report fields someone else set.
         for key, obj in live.items():
@@ -100,7 +119,16 @@ def _describe(name, live, gateway_filter=None):
                     _ref(key), reason="; ".join("%s set by %s" % f for f in foreign[:5]),
                     by=sorted(set(f[1] for f in foreign))))
     report["drift"] = drift
-    report["in_sync"] = not (drift["missing"] or drift["changed"] or drift["extra"])
+    if drift["changed"] or drift["missing"] or drift["extra"]:
+        report["in_sync"] = False
+    elif drift["missing"] is None:
+        # Without the stored policy a deleted object cannot be told from one never applied.
+        report["in_sync"] = None
+        report["note"] = ("no stored policy resource: objects deleted by hand cannot be detected; "
+                          "apply the policy with output: auto (where the CRD is installed) or "
+                          "both")
+    else:
+        report["in_sync"] = True
     report["objects"] = [clean(live[k]) for k in sorted(live, key=_sort_key)]
     if gateway_filter is not None:
         gateways = set(o["metadata"]["name"] for k, o in live.items()

@@ -55,12 +55,14 @@ def load(data, mode=None):
     policy, read = read_policy(data)
     findings = findings.plus(read)
     if policy is None:
-        raise PolicyError(findings.errors, findings.warnings)
+        raise PolicyError(findings.errors)
     name = mode if mode in MODES else policy.mode or DEFAULT_MODE
     ports, port_findings = assign_gateway_ports(policy)
     loaded = Loaded(policy, name, MappingProxyType(ports), ())
     findings = findings.plus(port_findings, loaded.implementation.check(loaded))
-    findings.raise_if_errors()
+    if findings.errors:
+        # the errors alone: warnings about a policy that is not applied would only distract
+        raise PolicyError(findings.errors)
     return loaded._replace(warnings=findings.warnings)
 
 

@@ -25,6 +25,8 @@ CLUSTER_DOMAIN = "cluster.local"
 MESH = "mesh"
 # On a Kubernetes Service: the namespaces whose sidecars see it ("." its own, "*" every one).
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+# On a namespace: "ambient" enrolls its workloads in ambient mode (ztunnel).
+DATAPLANE_MODE = "istio.io/dataplane-mode"
 
 # Port protocols of a policy entry (Istio's names).
 HTTP, HTTPS, TCP = "HTTP", "HTTPS", "TCP"

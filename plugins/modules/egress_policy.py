@@ -13,7 +13,7 @@ module: egress_policy
 short_description: Apply an egress policy to a Kubernetes cluster as Istio resources
 version_added: 0.1.0
 author:
-  - servicemesh.egress maintainers (!UNKNOWN)
+  - servicemesh.egress maintainers (@servicemesh-egress)
 description:
   - Reads an egress policy (Alibaba ASM's C(ASMEgressTrafficPolicy) resource, or the same policy
     written as module parameters), validates it, expands it into open-source Istio resources
@@ -42,11 +42,116 @@ options:
     description:
       - "The rules of the policy, in module spelling (snake_case), for example
         C({from: [{namespace: mytest, workload_selector: {app: sleep}}],
-        to: [{name: httpbin, hosts: [httpbin.org], port: {number: 80, protocol: HTTP}}]})."
-      - Every problem is reported at once with its field path, for example
+        to: [{name: httpbin, hosts: [httpbin.org], port: {number: 80, protocol: HTTP}}]}).
+        The resource's spelling of each field is in the collection's C(docs/policy.md)."
+      - A rule's O(egress_rules[].from) may use its O(egress_rules[].to) entries, and nothing
+        else; every problem is reported at once with its field path, for example
         C(egress_rules[0].to[1].port.number).
     type: list
     elements: dict
+    suboptions:
+      name:
+        description: A name for the rule (informational).
+        type: str
+      from:
+        description: Who may use the rule's entries.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          namespace:
+            description: A namespace whose workloads may use the entries.
+            type: str
+            required: true
+          workload_selector:
+            description:
+              - Only the workloads with these labels (sidecar mode; enforced with C(Sidecar)
+                resources). The gateway admits by identity, so see O(egress_rules[].from[].service_accounts).
+            type: dict
+          service_accounts:
+            description: Only these service accounts of the namespace are admitted at the gateway.
+            type: list
+            elements: str
+      to:
+        description: The external services (entries) the rule grants.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          name:
+            description: The entry's name, a DNS-1123 label unique within the policy.
+            type: str
+            required: true
+          hosts:
+            description:
+              - DNS names (lower case; no scheme, path or port), or for TCP IPv4/IPv6 addresses.
+                Several hosts must resolve to the same address (the first host's).
+            type: list
+            elements: str
+            required: true
+          port:
+            description: The port the workloads call.
+            type: dict
+            required: true
+            suboptions:
+              number:
+                description: 1-65535.
+                type: int
+                required: true
+              protocol:
+                description:
+                  - C(HTTP), C(HTTPS) (the application's own TLS, passed through) or C(TCP);
+                    any case.
+                type: str
+                required: true
+              name:
+                description: The port's name; defaults to the protocol in lower case.
+                type: str
+          gateway_port:
+            description:
+              - The egress gateway's port for this entry (sidecar mode). Blank ones are assigned
+                from 10000-20000, stably; HTTP entries share one, HTTPS entries share one.
+            type: int
+          https_upgrade:
+            description: HTTP only - the gateway originates TLS to the host on O(egress_rules[].to[].https_upgrade.port).
+            type: dict
+            suboptions:
+              enabled:
+                description: Whether the upgrade happens.
+                type: bool
+                default: true
+              port:
+                description: The host's HTTPS port (required when enabled).
+                type: int
+          http:
+            description: HTTP only - L7 rules (an extension beyond ASM).
+            type: dict
+            suboptions:
+              methods:
+                description: Allowed methods (upper case), all when absent.
+                type: list
+                elements: str
+              path_prefixes:
+                description: Allowed path prefixes, each starting with C(/), all when absent.
+                type: list
+                elements: str
+              timeout:
+                description: Request timeout, such as C(10s).
+                type: str
+              retries:
+                description: Retries of failed requests.
+                type: dict
+                suboptions:
+                  attempts:
+                    description: 0-100.
+                    type: int
+                    required: true
+                  per_try_timeout:
+                    description: Timeout of each try, such as C(2s).
+                    type: str
+                  retry_on:
+                    description: Envoy's retry conditions, such as C(5xx,connect-failure).
+                    type: str
   name:
     description:
       - Name of the policy. Defaults to the gateway name.
@@ -59,6 +164,16 @@ options:
     description:
       - Waypoint settings for O(mode=ambient), in module spelling.
     type: dict
+    suboptions:
+      name:
+        description: The waypoint's name; default C(<gateway>-waypoint).
+        type: str
+      namespace:
+        description: The waypoint's namespace; default C(istio-egress).
+        type: str
+      create:
+        description: Create the waypoint (false - use an existing one).
+        type: bool
   labels:
     description:
       - Labels of the policy resource (with O(output=crd) or O(output=both)).
@@ -89,14 +204,19 @@ options:
     choices: [sidecar, ambient]
   output:
     description:
-      - V(expanded) applies the Istio objects.
+      - V(auto) is V(both) where the cluster serves the C(ASMEgressTrafficPolicy) CRD (the
+        C(servicemesh.egress.egress_gateway) role installs it), else V(expanded). The result's
+        RV(output) says which.
+      - V(expanded) applies the Istio objects. A policy resource an earlier run stored is then
+        deleted, with a warning.
       - V(crd) applies only the C(ASMEgressTrafficPolicy) resource (for ASM, which expands it
         itself); Istio objects this policy applied before are pruned.
       - V(both) applies the resource and the Istio objects. The resource then keeps the source
-        of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift.
+        of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift,
+        missing objects included.
     type: str
-    choices: [expanded, crd, both]
-    default: expanded
+    choices: [auto, expanded, crd, both]
+    default: auto
   state:
     description:
       - V(present) applies the policy and prunes what it no longer generates.
@@ -182,10 +302,10 @@ policy:
   type: str
   sample: egress-by-egressgateway-a
 output:
-  description: What was applied (O(output)).
+  description: What was applied (O(output), with V(auto) resolved to V(both) or V(expanded)).
   returned: always
   type: str
-  sample: expanded
+  sample: both
 mode:
   description: The data plane the policy was expanded for.
   returned: when O(state=present)
@@ -258,6 +378,7 @@ not_applied:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.egress_apply import (
+    OUTPUT_CHOICES,
     apply_policy,
     delete_policy,
 )
@@ -275,19 +396,54 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.runner import r
 POLICY_OPTIONS = tuple(p for p in POLICY_PARAMETERS if p != "gateway")
 
 
+EGRESS_RULE_OPTIONS = dict(
+    name=dict(type="str"),
+    **{"from": dict(type="list", elements="dict", required=True, options=dict(
+        namespace=dict(type="str", required=True),
+        workload_selector=dict(type="dict"),
+        service_accounts=dict(type="list", elements="str"),
+    ))},
+    to=dict(type="list", elements="dict", required=True, options=dict(
+        name=dict(type="str", required=True),
+        hosts=dict(type="list", elements="str", required=True),
+        port=dict(type="dict", required=True, options=dict(
+            number=dict(type="int", required=True),
+            protocol=dict(type="str", required=True),
+            name=dict(type="str"),
+        )),
+        gateway_port=dict(type="int"),
+        https_upgrade=dict(type="dict", options=dict(
+            enabled=dict(type="bool", default=True),
+            port=dict(type="int"),
+        )),
+        http=dict(type="dict", options=dict(
+            methods=dict(type="list", elements="str"),
+            path_prefixes=dict(type="list", elements="str"),
+            timeout=dict(type="str"),
+            retries=dict(type="dict", options=dict(
+                attempts=dict(type="int", required=True),
+                per_try_timeout=dict(type="str"),
+                retry_on=dict(type="str"),
+            )),
+        )),
+    )),
+)
+
+
 def argument_spec():
     spec = dict(
         gateway=dict(type="str"),
-        egress_rules=dict(type="list", elements="dict"),
+        egress_rules=dict(type="list", elements="dict", options=EGRESS_RULE_OPTIONS),
         name=dict(type="str"),
         namespace=dict(type="str"),
-        waypoint=dict(type="dict"),
+        waypoint=dict(type="dict", options=dict(
+            name=dict(type="str"), namespace=dict(type="str"), create=dict(type="bool"))),
         labels=dict(type="dict"),
         annotations=dict(type="dict"),
         definition=dict(type="dict"),
         src=dict(type="path"),
         mode=dict(type="str", choices=["sidecar", "ambient"]),
-        output=dict(type="str", choices=["expanded", "crd", "both"], default="expanded"),
+        output=dict(type="str", choices=list(OUTPUT_CHOICES), default="auto"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         force=dict(type="bool", default=False),
     )

@@ -13,7 +13,7 @@ module: egress_policy_info
 short_description: Read the live objects of egress policies and report drift
 version_added: 0.1.0
 author:
-  - servicemesh.egress maintainers (!UNKNOWN)
+  - servicemesh.egress maintainers (@servicemesh-egress)
 description:
   - Lists the live objects that M(servicemesh.egress.egress_policy) applied for one policy (by
     O(name) or O(gateway)), or for every policy in the cluster when neither is given. Objects are
@@ -135,9 +135,23 @@ policies:
             reason: spec.hosts is managed by kubectl-edit (Update)
             by: [kubectl-edit]
     in_sync:
-      description: True when no drift was found.
+      description:
+        - True when no drift was found, false when some was.
+        - Null when the policy's resource is not stored (output V(expanded)) and nothing else
+          was found - objects deleted by hand cannot be detected then; RV(policies[].note) says so.
       type: bool
       sample: true
+    gateway_ports:
+      description:
+        - The Service ports the policy's egress gateway serves (sidecar mode), from the stored
+          resource, else from the live Istio C(Gateway) (then C(tls-N) for every TLS server).
+      type: list
+      elements: dict
+      sample: [{name: http-80, port: 80, targetPort: 80, protocol: TCP}]
+    note:
+      description: Why RV(policies[].in_sync) is null.
+      returned: when RV(policies[].in_sync) is null
+      type: str
 kinds:
   description: The kinds the collection generates that the API server serves.
   returned: always

@@ -4,7 +4,8 @@
 """Who sees the gateway Service, against the real API server: the role annotates it with the
 source namespaces of its policy (networking.istio.io/exportTo); the policy changed with the
 module on its own adds its new namespace before its routes exist; the role's next run keeps the
-namespaces of the gateway's live objects, and drops them once they are gone; scope mesh leaves the
+namespaces (and ports) of the gateway's live objects until its own policy replaced them; a
+mistyped role variable warns and removes nothing live policies use; scope mesh leaves the
 annotation out. docs/design.md ("What one entry costs") says why.
 """
 
@@ -42,7 +43,7 @@ def role(tmp_path, controlplane, state="present", **role_vars):
            "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, play]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return re.search(r"^localhost\s+:\s+(.*)$", result.stdout, re.M).group(1)
+    return result.stdout + result.stderr
 
 
 def export_to(controlplane):
@@ -88,13 +89,47 @@ def test_a_policy_applied_alone_adds_its_namespace_first(gateway, controlplane):
     assert again["changed"] is False
 
 
-def test_the_roles_next_runs_keep_live_namespaces_and_then_drop_them(gateway, controlplane):
-    # The role applies its own version of the policy (without vis-module) after the Service: the
-    # namespace still has objects then, so it stays visible for this run ...
+def test_the_roles_next_run_fits_the_service_after_applying_its_policy(gateway, controlplane):
+    """The role applies its own version of the policy (without vis-module): before that the
+    namespace still has objects, so the Service keeps it; after it, the Service drops it."""
+    mark = controlplane.audit_mark()
     role(gateway, controlplane)
-    assert export_to(controlplane) == ".,%s,%s" % (MODULE_NS, ROLE_NS)
-    # ... and once the module pruned them, the next run drops it.
-    role(gateway, controlplane)
+    assert export_to(controlplane) == ".,%s" % ROLE_NS
+    writes = [w for w in controlplane.writes(user="admin", since=mark) if not w.dry_run]
+    service = [i for i, w in enumerate(writes) if w.resource == "services"]
+    pruned = [i for i, w in enumerate(writes) if w.verb == "delete" and w.namespace == MODULE_NS]
+    assert pruned and service and max(service) > max(pruned), \
+        "the Service drops the namespace after its objects are gone"
+
+
+def service_ports(controlplane):
+    service = json.loads(controlplane.kubectl_run(
+        "get", "service", GATEWAY, "-n", "istio-egress", "-o", "json").stdout)
+    return sorted(p["port"] for p in service["spec"]["ports"])
+
+
+def test_a_mistyped_variable_warns_and_keeps_the_live_policys_ports(gateway, controlplane,
+                                                                    tmp_path):
+    """egress_gateway_policy for egress_gateway_policies: the role sees no policy, but the
+    gateway's stored policy still routes through port 80, so the Service keeps it."""
+    assert service_ports(controlplane) == [80, 15021]
+    play = tmp_path / "typo.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role:\n        name: servicemesh.egress.egress_gateway\n"
+        "      vars:\n        egress_gateway_name: %s\n        egress_gateway_policy: []\n"
+        % GATEWAY)
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=controlplane.admin_kubeconfig, ANSIBLE_NOCOLOR="1")
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(REPO, "build", "collections"))
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+         "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, str(play)],
+        capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ("egress_gateway role: egress_gateway_policy is not a variable of this role, and is "
+            "ignored; did you mean egress_gateway_policies?") in " ".join(output.split())
+    assert service_ports(controlplane) == [80, 15021]
     assert export_to(controlplane) == ".,%s" % ROLE_NS
 
 

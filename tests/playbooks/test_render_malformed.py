@@ -7,7 +7,7 @@ from playbook_run import run_render
 MALFORMED = {
     "empty": (b"", "policy"),
     "only a comment": (b"# nothing here\n", "policy"),
-    "not UTF-8": (b"gateway: \xff\xfe\x00egress\n", "UTF-8"),
+    "not UTF-8": (b"gateway: \xff\xfe\x00egress\n", "is not UTF-8 text (byte 0xff at position 9)"),
     "binary": (bytes(range(256)) * 4, ""),
     "YAML syntax": (b"gateway: a\n  egress_rules: [\n", "not valid YAML"),
     "duplicate key": (b"gateway: egressgateway-a\ngateway: egressgateway-b\negress_rules: []\n",

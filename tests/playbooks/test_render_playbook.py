@@ -88,3 +88,29 @@ def test_malformed_file_fails_cleanly(tmp_path):
     assert "not valid YAML" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_relative_paths_are_taken_from_the_current_directory(tmp_path):
+    """egress_policy_file and egress_output_dir both mean the current directory, wherever the
+    playbook is."""
+    shutil.copy(os.path.join(EXAMPLES, "seed-1-http.yaml"), tmp_path / "my-policy.yaml")
+    result = run_render(tmp_path, "-e", "egress_policy_file=my-policy.yaml",
+                        "-e", "egress_output_dir=rendered")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "rendered" / "routes.txt").read_text().startswith("mytest/app=sleep-a ->")
+    again = run_render(tmp_path, "-e", "egress_policy_file=my-policy.yaml",
+                       "-e", "egress_output_dir=rendered")
+    assert "changed=0" in again.stdout, "a rerun rewrites nothing"
+
+
+def test_a_failure_is_the_error_list_without_templating_noise(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "gateway: egw\negress_rules:\n- from: [{namespace: a}]\n"
+        "  to: [{name: x, hosts: [https://api.stripe.com], port: {number: 443, protocol: TLS}}]\n")
+    result = run_render(tmp_path, "-e", "egress_policy_file=bad.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for noise in ("Finalization of task args", "<<< caused by >>>", "Traceback"):
+        assert noise not in output
+    assert "'https://api.stripe.com' is a URL, not a host name" in output
+    assert "got 'TLS': the application's own TLS is HTTPS here" in output

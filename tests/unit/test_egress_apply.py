@@ -33,8 +33,9 @@ def test_create_then_rerun_writes_nothing(cluster):
 def test_applies_run_in_kind_order(cluster):
     apply(cluster, policy())
     kinds = [cluster.kinds[r[1].split("/")[-2]][2] for r in cluster.writes()]
-    order = ["ServiceEntry", "DestinationRule", "Gateway", "VirtualService",
-             "AuthorizationPolicy"]
+    # output auto: the policy resource first (it is deleted last), then the Istio objects
+    order = ["ASMEgressTrafficPolicy", "ServiceEntry", "DestinationRule", "Gateway",
+             "VirtualService", "AuthorizationPolicy"]
     assert sorted(kinds, key=order.index) == kinds
 
 
@@ -155,7 +156,7 @@ def test_missing_crd_and_namespace_fail_before_any_write():
 
 
 def test_output_crd_needs_the_policy_crd_and_prunes_istio_objects(cluster):
-    apply(cluster, policy())
+    apply(cluster, dict(policy(), output="expanded"))
     result = apply(cluster, dict(policy(), output="crd"))
     created = [o for o in result["objects"] if o["action"] == "created"]
     assert [(o["kind"], o["namespace"], o["name"]) for o in created] == [
@@ -168,11 +169,25 @@ def test_output_crd_needs_the_policy_crd_and_prunes_istio_objects(cluster):
     # the resource records the output it was applied with, so it changes too
     assert [o["kind"] for o in both["objects"] if o["action"] != "created"] == [
         "ASMEgressTrafficPolicy"]
+    # output auto is both where the CRD is served, and no write when both was applied
+    auto = apply(cluster, policy())
+    assert auto["output"] == "both" and auto["changed"] is False
+    # output expanded deletes the stored resource, and says so
+    expanded = apply(cluster, dict(policy(), output="expanded"))
+    assert [o["kind"] for o in expanded["objects"] if o["action"] == "deleted"] == [
+        "ASMEgressTrafficPolicy"]
+    assert ("output: expanded deletes the ASMEgressTrafficPolicy istio-egress/egw that an "
+            "earlier run stored: the cluster then keeps no source of truth and "
+            "egress_policy_info can no longer report missing objects; use output: auto (the "
+            "default) or both to keep it") in expanded["warnings"]
     no_crd = FakeCluster(kinds={k: v for k, v in KINDS.items()
                                 if k != "asmegresstrafficpolicies"})
     with pytest.raises(egress_apply.EgressFailure) as exc:
         apply(no_crd, dict(policy(), output="crd"))
     assert "ASMEgressTrafficPolicy" in exc.value.msg and "output: expanded" in exc.value.msg
+    assert apply(no_crd, policy())["output"] == "expanded"
+    assert egress_apply.effective_output(None, "crd") == "crd"
+    assert egress_apply.dropped_resource_warning({}, "expanded", "egw") == []
 
 
 def test_failure_midway_says_what_was_written_and_a_rerun_converges(cluster):
@@ -193,7 +208,8 @@ def test_failure_midway_says_what_was_written_and_a_rerun_converges(cluster):
     assert "apply DestinationRule mytest/egw: HTTP 500 InternalError: boom" in failure.msg
     assert "a rerun converges" in failure.msg
     applied = failure.result["applied"]
-    assert applied and all(a.startswith("ServiceEntry") for a in applied)
+    assert applied[0] == "ASMEgressTrafficPolicy istio-egress/egw"
+    assert applied[1:] and all(a.startswith("ServiceEntry") for a in applied[1:])
     not_applied = {n["kind"] for n in failure.result["not_applied"]}
     assert not_applied >= {"DestinationRule", "VirtualService"}
     result = apply(cluster, policy())
@@ -288,8 +304,7 @@ def test_render_params_lists_every_problem_and_names_an_unreadable_src(tmp_path)
     missing = str(tmp_path / "missing.yaml")
     with pytest.raises(PolicyError) as exc:
         egress_apply.render_params({"src": missing})
-    assert exc.value.errors == ["src: cannot read %s: [Errno 2] No such file or directory: %r"
-                                % (missing, missing)]
+    assert exc.value.errors == ["src: cannot read %s: No such file or directory" % missing]
 
 
 def test_desired_objects_expanded_are_the_rendered_objects_stamped_in_place():
@@ -460,3 +475,54 @@ def test_gateway_visibility_warns_about_a_hidden_service(cluster):
                         "reaches the gateway"]
     ambient = egress_apply.render_params(dict(policy(), mode="ambient"))
     assert egress_apply.gateway_visibility(applier, ambient["gateway"]) == (None, [])
+
+
+def test_the_same_policy_under_its_other_name_says_a_gateway_takes_one_policy(cluster):
+    apply(cluster, policy())  # module spelling: named after the gateway, egw
+    with pytest.raises(egress_apply.EgressFailure) as exc:
+        apply(cluster, dict(policy(), name="egress-by-egw"))
+    first = exc.value.errors[0]
+    assert first.startswith("gateway egw already has policy egw (")
+    assert first.endswith("a gateway takes one policy. To change it, name this one egw (module: "
+                          "name: egw; resource: metadata.name: egw); to replace it, delete policy "
+                          "egw first (state: absent, name: egw)")
+    assert "force" not in exc.value.msg.split(":", 1)[1].split(";")[0]
+    assert egress_apply.other_policy_of_gateway({}, "egw", "egw") is None
+
+
+# ---------------------------------------------------------------------------- namespaces
+
+
+def test_check_mode_assumes_a_missing_namespace_comes_earlier_in_the_run():
+    cluster = FakeCluster(namespaces=("istio-egress",))
+    params = policy(rule("new-team", entry("a", "a.example.com")))
+    result = apply(cluster, params, check_mode=True)
+    assert ("namespace new-team does not exist: check mode assumes an earlier task of this run "
+            "creates it, and reports the policy's objects there without a dry run; a real run "
+            "fails unless it exists") in result["warnings"]
+    skipped = [o for o in result["objects"] if o.get("reason")]
+    assert {o["namespace"] for o in skipped} == {"new-team"} and skipped[0]["action"] == "created"
+    assert not [r for r in cluster.writes() if "/namespaces/new-team/" in r[1]]
+    with pytest.raises(egress_apply.EgressFailure) as exc:
+        apply(cluster, params)
+    assert exc.value.errors == ["namespace new-team does not exist: create it first (the module "
+                                "never creates namespaces)"]
+
+
+def test_ambient_warns_about_namespaces_not_enrolled():
+    cluster = FakeCluster(kinds=dict(KINDS, gateways=("gateway.networking.k8s.io", "v1",
+                                                      "Gateway")))
+    result = apply(cluster, dict(policy(), mode="ambient"))
+    assert ("source namespace mytest is not enrolled in ambient mode (label "
+            "istio.io/dataplane-mode: ambient): its traffic does not reach the waypoint, so the "
+            "policy neither routes nor guards it; label it (kubectl label namespace mytest "
+            "istio.io/dataplane-mode=ambient)") in result["warnings"]
+    assert any(w.startswith("the waypoint's namespace istio-egress is not enrolled")
+               for w in result["warnings"])
+    applier = egress_apply.make_applier(client_for(cluster)())
+    rendered = egress_apply.render_params(dict(policy(), mode="ambient"))
+    enrolled = {"metadata": {"labels": {"istio.io/dataplane-mode": "ambient"}}}
+    applier.namespaces = lambda names: {n: enrolled for n in names}
+    assert egress_apply.namespace_check(applier, rendered["objects"], set(), rendered,
+                                        False) == ([], [], [])
+    assert egress_apply.display_record(rendered["objects"][0])["kind"] == "Gateway"

@@ -13,7 +13,7 @@ def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
         "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports",
-        "egress_gateway_export_to"}
+        "egress_gateway_export_to", "egress_unknown_variables"}
 
 
 def test_egress_gateway_labels():
@@ -140,3 +140,23 @@ def test_str_subclasses_are_made_plain():
     data = params(http(name=Tagged("svc"), hosts=[Tagged("a.example.com")]))
     result = filters.egress_render(data, Tagged("sidecar"))
     assert "name: egressgateway-a-svc" in result["files"]["resources.yaml"]
+
+
+def test_egress_gateway_service_ports_keeps_live_ports_without_renaming_them():
+    live = [{"name": "tls-80", "port": 80}, {"name": "tcp-9999", "port": 9999, "targetPort": 9999}]
+    ports = filters.egress_gateway_service_ports([example("seed-1-http")], keep_ports=live)
+    assert [(p["name"], p["port"]) for p in ports] == [
+        ("http-80", 80), ("tcp-9999", 9999), ("status-port", 15021)]
+
+
+def test_egress_unknown_variables_warns_with_the_closest_name(monkeypatch):
+    warned = []
+    monkeypatch.setattr(filters.display, "warning", warned.append)
+    known = ["egress_gateway_name", "egress_gateway_policies"]
+    assert filters.egress_unknown_variables(
+        ["egress_gateway_name", "egress_gateway_policy", "zzz_unrelated"], known,
+        prefix="role: ") == ["egress_gateway_policy", "zzz_unrelated"]
+    assert warned == [
+        "role: egress_gateway_policy is not a variable of this role, and is ignored; did you "
+        "mean egress_gateway_policies?",
+        "role: zzz_unrelated is not a variable of this role, and is ignored"]

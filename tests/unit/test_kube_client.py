@@ -291,10 +291,10 @@ def test_from_auth_params_with_a_missing_kubeconfig_file_is_a_kube_error(tmp_pat
     missing = str(tmp_path / "no-such-kubeconfig")
     with pytest.raises(KubeError) as exc:
         kclient.from_auth_params({"kubeconfig": missing})
-    assert exc.value.msg.startswith(
-        "cannot build a Kubernetes client from the auth options: ")
-    assert "Invalid kube-config file. No configuration found." in exc.value.msg
-    assert "\n" not in exc.value.msg
+    assert exc.value.msg == (
+        "no kubeconfig: %s (the kubeconfig parameter) does not exist. Give the module "
+        "kubeconfig: PATH (or set K8S_AUTH_KUBECONFIG, or KUBECONFIG), or host with api_key; in "
+        "AWX, attach a Kubernetes or kubeconfig credential to the job template" % missing)
     assert exc.value.status is None and exc.value.reason is None
 
 
@@ -308,12 +308,13 @@ def test_from_auth_params_with_an_unknown_context_names_it(tmp_path, no_auth_env
     with pytest.raises(KubeError) as exc:
         kclient.from_auth_params({"kubeconfig": str(kubeconfig), "context": "prod"})
     assert exc.value.msg.startswith(
-        "cannot build a Kubernetes client from the auth options: ")
+        "cannot build a Kubernetes client from the auth options (kubeconfig parameter %s): "
+        % kubeconfig)
     # kubernetes' loader names the context and the file it was looked for in
     assert "Expected object with name prod in %s/contexts list" % kubeconfig in exc.value.msg
 
 
-def test_from_auth_params_hands_only_set_auth_options_to_kubernetes_core(monkeypatch):
+def test_from_auth_params_hands_only_set_auth_options_to_kubernetes_core(monkeypatch, tmp_path):
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
 
     calls = []
@@ -341,10 +342,12 @@ def test_from_auth_params_hands_only_set_auth_options_to_kubernetes_core(monkeyp
 
     monkeypatch.setattr(k8s_client, "get_api_client", get_api_client)
     retry = kclient.RetryPolicy(attempts=1)
-    made = kclient.from_auth_params({"kubeconfig": "/k", "context": None, "api_key": "t",
+    kubeconfig = str(tmp_path / "k")
+    open(kubeconfig, "w").close()
+    made = kclient.from_auth_params({"kubeconfig": kubeconfig, "context": None, "api_key": "t",
                                      "validate_certs": False, "gateway": "egw", "state": "present"},
                                     retry=retry)
-    assert calls == [{"kubeconfig": "/k", "api_key": "t", "validate_certs": False}]
+    assert calls == [{"kubeconfig": kubeconfig, "api_key": "t", "validate_certs": False}]
     assert isinstance(made, kclient.Client)
     assert made.api is Dynamic.client
     assert made.retry is retry
@@ -364,5 +367,31 @@ def test_from_auth_params_error_of_kubernetes_core_is_one_line(monkeypatch):
     monkeypatch.setattr(k8s_client, "get_api_client", get_api_client)
     with pytest.raises(KubeError) as exc:
         kclient.from_auth_params({"host": "https://example.invalid"})
-    assert exc.value.msg == ("cannot build a Kubernetes client from the auth options: "
-                             "Could not create API client: host unreachable")
+    assert exc.value.msg == ("cannot build a Kubernetes client from the auth options (host "
+                             "parameter https://example.invalid): Could not create API client: "
+                             "host unreachable")
+
+
+@pytest.mark.parametrize("auth,environ,source", [
+    ({"kubeconfig": "/k"}, {"KUBECONFIG": "/x"}, "kubeconfig parameter /k"),
+    ({"host": "https://h"}, {}, "host parameter https://h"),
+    ({}, {"K8S_AUTH_KUBECONFIG": "/a", "KUBECONFIG": "/b"}, "K8S_AUTH_KUBECONFIG=/a"),
+    ({}, {"KUBECONFIG": "/b"}, "KUBECONFIG=/b"),
+    ({}, {"K8S_AUTH_HOST": "https://h"}, "K8S_AUTH_HOST=https://h"),
+    ({}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "the in-cluster service account"),
+    ({}, {}, "the default kubeconfig ~/.kube/config"),
+])
+def test_auth_source_names_where_the_credentials_come_from(auth, environ, source):
+    assert kclient.auth_source(auth, environ) == source
+
+
+def test_kubeconfig_problem_names_every_file_tried(tmp_path):
+    present = tmp_path / "config"
+    present.write_text("{}")
+    assert kclient.kubeconfig_problem({"kubeconfig": str(present)}, {}) is None
+    assert kclient.kubeconfig_problem({}, {"KUBECONFIG": "/no/a:%s" % present}) is None
+    assert kclient.kubeconfig_problem({}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) is None
+    assert kclient.kubeconfig_problem({}, {"K8S_AUTH_HOST": "https://h"}) is None
+    problem = kclient.kubeconfig_problem({}, {"KUBECONFIG": "/no/a:/no/b"})
+    assert problem.startswith("no kubeconfig: /no/a (KUBECONFIG) or /no/b (KUBECONFIG) does not "
+                              "exist.")

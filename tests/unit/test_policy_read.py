@@ -158,8 +158,57 @@ def test_protocol_must_be_known():
     entry["port"]["protocol"] = "GRPC"
     assert errors(params(entry)) == [
         "egress_rules[0].to[0].port.protocol: must be one of HTTP, HTTPS, TCP (any case), "
-        "got 'GRPC'"
+        "got 'GRPC': use HTTP (gRPC is HTTP/2, routed by Host)"
     ]
+    entry["port"]["protocol"] = "tls"
+    assert errors(params(entry)) == [
+        "egress_rules[0].to[0].port.protocol: must be one of HTTP, HTTPS, TCP (any case), "
+        "got 'tls': the application's own TLS is HTTPS here (TLS passes through the gateway by "
+        "SNI)"
+    ]
+    entry["port"]["protocol"] = "QUIC"
+    assert errors(params(entry)) == [
+        "egress_rules[0].to[0].port.protocol: must be one of HTTP, HTTPS, TCP (any case), "
+        "got 'QUIC'"
+    ]
+
+
+def test_a_missing_protocol_is_one_error_not_two():
+    entry = http()
+    del entry["port"]["protocol"], entry["port"]["name"]
+    assert errors(params(entry)) == ["egress_rules[0].to[0].port.protocol: is required"]
+
+
+@pytest.mark.parametrize("host,error", [
+    ("https://api.stripe.com", "'https://api.stripe.com' is a URL, not a host name: write the "
+                               "host alone ('api.stripe.com'); the protocol goes in "
+                               "port.protocol"),
+    ("http://api.stripe.com:8080/x", "'http://api.stripe.com:8080/x' is a URL, not a host name: "
+                                     "write the host alone ('api.stripe.com'); the protocol goes "
+                                     "in port.protocol"),
+    ("api.stripe.com/v1/charges", "'api.stripe.com/v1/charges' holds a path: write the host "
+                                  "alone ('api.stripe.com'); to allow only some paths, list them "
+                                  "in http.pathPrefixes (module: http.path_prefixes), e.g. "
+                                  "'/v1/charges'"),
+    ("api.stripe.com:443", "'api.stripe.com:443' holds a port: write the host alone "
+                           "('api.stripe.com'); the port goes in port.number"),
+])
+def test_hosts_written_as_urls_say_how_to_fix_them(host, error):
+    assert errors(params(https(hosts=[host]))) == ["egress_rules[0].to[0].hosts[0]: " + error]
+
+
+def test_host_names_are_written_in_lower_case():
+    loaded = load(params(https(hosts=["API.Stripe.com", "Files.Stripe.com"])))
+    assert next(loaded.policy.targets()).hosts == ("api.stripe.com", "files.stripe.com")
+    assert errors(params(https(hosts=["API.stripe.com", "api.STRIPE.com"]))) == [
+        "egress_rules[0].to[0].hosts[1]: 'api.stripe.com' is listed twice"]
+
+
+def test_a_rejected_policy_carries_its_errors_only():
+    # the two hosts would warn (sent to the first one's address), the port is wrong
+    with pytest.raises(PolicyError) as exc:
+        load(params(http(number=0, hosts=["a.example.com", "b.example.com"])))
+    assert exc.value.warnings == [] and len(exc.value.errors) == 1
 
 
 def test_port_name_required_in_resource():

@@ -92,14 +92,17 @@ class Applier:
         """``[(api_version, kind)]`` among ``kinds`` that the API server does not serve."""
         return [(v, k) for v, k in kinds if self.resource(v, k) is None]
 
-    def missing_namespaces(self, namespaces):
-        """The namespaces among ``namespaces`` that do not exist (one read each)."""
-        missing = []
-        for namespace in sorted(set(namespaces)):
+    def namespaces(self, names):
+        """``{name: namespace object or None}`` (one read each, None when it does not exist)."""
+        found = {}
+        for namespace in sorted(set(names)):
             op = NAMESPACES.op("get", name=namespace, what="namespace %s" % namespace)
-            if self.client.get(NAMESPACES.item_path(None, namespace), op) is None:
-                missing.append(namespace)
-        return missing
+            found[namespace] = self.client.get(NAMESPACES.item_path(None, namespace), op)
+        return found
+
+    def missing_namespaces(self, names):
+        """The namespaces among ``names`` that do not exist (one read each)."""
+        return [n for n, obj in sorted(self.namespaces(names).items()) if obj is None]
 
     def get(self, res, namespace, name):
         """One object, or None when it does not exist."""

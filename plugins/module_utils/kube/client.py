@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import random
 import threading
 import time
@@ -137,6 +138,16 @@ class Client:
         self._clock = clock
         self.stats = {}
         self._lock = threading.Lock()
+        configuration = getattr(api_client, "configuration", None)
+        self.server = getattr(configuration, "host", None) or "the API server"
+
+    def _unreachable(self, op, text, attempts=None, reason=None, status=None):
+        tries = "" if attempts is None else " (%d attempt%s)" % (
+            attempts, "" if attempts == 1 else "s")
+        return KubeError("%s: cannot reach the API server %s%s: %s; check that it is running "
+                         "and that the kubeconfig's server and context point at it"
+                         % (op.describe(), self.server, tries, " ".join(str(text).split())),
+                         status=status, reason=reason)
 
     # ------------------------------------------------------------------ transport
 
@@ -191,10 +202,8 @@ class Client:
                 raise
             except Exception as exc:  # the client's own exceptions vary by version
                 if not _transient_exception(exc):
-                    status0 = getattr(exc, "status", None)
-                    raise KubeError("%s: cannot reach the API server: %s"
-                                    % (op.describe(), " ".join(str(exc).split())),
-                                    status=status0 or None, reason=type(exc).__name__)
+                    raise self._unreachable(op, exc, reason=type(exc).__name__,
+                                            status=getattr(exc, "status", None) or None)
                 failure = ("connection", exc)
                 status, reason, rheaders, data = None, type(exc).__name__, {}, b""
             if failure is None and 200 <= status < 300:
@@ -215,10 +224,7 @@ class Client:
             if not transient or attempt >= self.retry.attempts or \
                     elapsed + delay > self.retry.total:
                 if failure is not None:
-                    raise KubeError(
-                        "%s: the connection to the API server failed (%d attempt%s): %s"
-                        % (op.describe(), attempt, "" if attempt == 1 else "s",
-                           " ".join(str(failure[1]).split())), reason=reason)
+                    raise self._unreachable(op, failure[1], attempt, reason=reason)
                 error = api_error(op, status, reason, data)
                 if transient and attempt > 1:
                     error.msg += " (after %d attempts)" % attempt
@@ -325,14 +331,63 @@ def from_auth_params(params, retry=None):
         raise KubeError("the kubernetes.core collection (>= 5.0.0) and the kubernetes Python "
                         "library are required: %s" % exc)
     auth = dict((k, params.get(k)) for k in AUTH_ARG_SPEC if params.get(k) is not None)
+    problem = kubeconfig_problem(auth)
+    if problem:
+        raise KubeError(problem)
     try:
         k8s = get_api_client(**auth)
     except Exception as exc:  # ConfigException, CoreException, urllib3 errors, file errors
-        raise KubeError("cannot build a Kubernetes client from the auth options: %s"
-                        % " ".join(str(exc).split()))
+        raise KubeError("cannot build a Kubernetes client from the auth options (%s): %s"
+                        % (auth_source(auth), " ".join(str(exc).split())))
     api_client = k8s.client.client if hasattr(k8s.client, "client") else k8s.client
     throttle_refresh(api_client.configuration)
     return Client(api_client, retry=retry)
+
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+def auth_source(auth, environ=None):
+    """Where the credentials come from: ``kubeconfig parameter <path>``, ``K8S_AUTH_KUBECONFIG
+    <path>``, ``KUBECONFIG <path>``, ``<host> (host parameter)`` or the default kubeconfig."""
+    environ = os.environ if environ is None else environ
+    if auth.get("kubeconfig"):
+        return "kubeconfig parameter %s" % auth["kubeconfig"]
+    if auth.get("host"):
+        return "host parameter %s" % auth["host"]
+    for variable in ("K8S_AUTH_KUBECONFIG", "KUBECONFIG"):
+        if environ.get(variable):
+            return "%s=%s" % (variable, environ[variable])
+    if environ.get("K8S_AUTH_HOST"):
+        return "K8S_AUTH_HOST=%s" % environ["K8S_AUTH_HOST"]
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return "the in-cluster service account"
+    return "the default kubeconfig %s" % DEFAULT_KUBECONFIG
+
+
+def kubeconfig_problem(auth, environ=None):
+    """Why no client can be built before trying, or None: a kubeconfig file that is not there,
+    named with where it came from and what else would do."""
+    environ = os.environ if environ is None else environ
+    if auth.get("host") or environ.get("K8S_AUTH_HOST"):
+        return None
+    paths = []
+    if auth.get("kubeconfig"):
+        paths = [("the kubeconfig parameter", auth["kubeconfig"])]
+    elif environ.get("K8S_AUTH_KUBECONFIG"):
+        paths = [("K8S_AUTH_KUBECONFIG", environ["K8S_AUTH_KUBECONFIG"])]
+    elif environ.get("KUBECONFIG"):
+        paths = [("KUBECONFIG", p) for p in environ["KUBECONFIG"].split(os.pathsep) if p]
+    elif environ.get("KUBERNETES_SERVICE_HOST"):
+        return None  # in a pod: the service account's token
+    else:
+        paths = [("the default location", DEFAULT_KUBECONFIG)]
+    if any(os.path.exists(os.path.expanduser(p)) for dummy, p in paths):
+        return None
+    where = " or ".join("%s (%s)" % (p, source) for source, p in paths)
+    return ("no kubeconfig: %s does not exist. Give the module kubeconfig: PATH (or set "
+            "K8S_AUTH_KUBECONFIG, or KUBECONFIG), or host with api_key; in AWX, attach a "
+            "Kubernetes or kubeconfig credential to the job template" % where)
 
 
 def throttle_refresh(configuration, interval=5.0, clock=time.monotonic):

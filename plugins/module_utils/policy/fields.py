@@ -230,6 +230,18 @@ def host_problem(host, protocol):
             "wildcard host %s is not supported: traffic through the egress gateway needs a "
             "concrete host name that the gateway resolves (resolution DNS)" % show(host)
         )
+    scheme, sep, rest = host.partition("://")
+    if sep:
+        return ("%s is a URL, not a host name: write the host alone (%s); the protocol goes in "
+                "port.protocol" % (show(host), show(rest.split("/")[0].split(":")[0])))
+    if "/" in host:
+        name, dummy, path = host.partition("/")
+        return ("%s holds a path: write the host alone (%s); to allow only some paths, list them "
+                "in http.pathPrefixes (module: http.path_prefixes), e.g. %s"
+                % (show(host), show(name), show("/" + path)))
+    if ":" in host:
+        return ("%s holds a port: write the host alone (%s); the port goes in port.number"
+                % (show(host), show(host.split(":")[0])))
     name = host[:-1] if host.endswith(".") else host
     if not name or len(name) > 253:
         return "%s is not a valid DNS name" % show(host)

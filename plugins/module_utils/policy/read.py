@@ -349,6 +349,8 @@ def _read_target(reader, raw, path, rule_index):
         text = reader.string(host, host_path, required=True)
         if text is None:
             continue
+        # DNS names are case-insensitive: written in lower case, as Istio matches them
+        text = text.lower()
         if text in seen:
             reader.error(host_path, "%s is listed twice" % show(text))
             continue
@@ -390,6 +392,15 @@ def _read_target(reader, raw, path, rule_index):
     return Target(name, hosts, port, gateway_port, upgrade, http, path, rule_index)
 
 
+# Protocols people write for what the policy calls otherwise.
+_PROTOCOL_HINTS = {
+    "TLS": ": the application's own TLS is HTTPS here (TLS passes through the gateway by SNI)",
+    "HTTP2": ": use HTTP (the gateway routes HTTP/2 by Host as well)",
+    "GRPC": ": use HTTP (gRPC is HTTP/2, routed by Host)",
+    "MONGO": ": use TCP", "MYSQL": ": use TCP", "REDIS": ": use TCP", "POSTGRES": ": use TCP",
+}
+
+
 def _read_port(reader, raw, path):
     sp = reader.spelling
     data = reader.mapping(raw, path, required=True)
@@ -402,14 +413,19 @@ def _read_port(reader, raw, path):
         if protocol.upper() in PROTOCOLS:
             protocol = protocol.upper()
         else:
+            hint = _PROTOCOL_HINTS.get(protocol.upper(), "")
             reader.error(
                 path + ".protocol",
-                "must be one of %s (any case), got %s" % (", ".join(PROTOCOLS), show(protocol)),
+                "must be one of %s (any case), got %s%s"
+                % (", ".join(PROTOCOLS), show(protocol), hint),
             )
             protocol = None
     name = data.get("name")
-    if name is None and sp is PARAMS and protocol:
-        name = protocol.lower()
+    if name is None and sp is PARAMS:
+        # derived from the protocol; when that is missing or wrong, its error says so
+        name = protocol.lower() if protocol else None
+        if name is None:
+            return None
     elif name is None and sp is RESOURCE:
         reader.error(path + ".name", "is required (ASM requires a port name)")
     else:

@@ -147,9 +147,14 @@ def policy_input(params):
         path = params["src"]
         try:
             with open(os.path.expanduser(path), "rb") as f:
-                text = f.read().decode("utf-8")
-        except (IOError, OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(["src: cannot read %s: %s" % (path, exc)])
+                raw = f.read()
+        except (IOError, OSError) as exc:
+            raise PolicyError(["src: cannot read %s: %s" % (path, exc.strerror or exc)])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError(["src: %s is not UTF-8 text (byte 0x%02x at position %d): save it "
+                               "as UTF-8" % (path, raw[exc.start], exc.start)])
         return load_text(text, "src (%s)" % path)
     return dict((k, params[k]) for k in POLICY_PARAMETERS if params.get(k) is not None)
 
