@@ -247,4 +247,3 @@ def test_tls_traffic_policy_and_wildcards_are_accepted_and_kept(objects, name):
     stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
                                                      dry_run="All")
     assert stored["spec"] == body["spec"]
-

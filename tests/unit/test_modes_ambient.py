@@ -888,4 +888,3 @@ def test_upstream_rules_carry_tls_and_connection_limits_per_host():
         "istio-egress/cert only when the waypoint's ServiceAccount egressgateway-a-waypoint may "
         "list Secrets there; the egress_gateway role grants it (Role and RoleBinding "
         "egressgateway-a-waypoint-credentials), otherwise grant it yourself")
-

@@ -621,4 +621,3 @@ def test_gateway_info_names_the_secrets_to_check():
     info = render(params(tcp(tls={"mode": "MUTUAL", "credential_name": "db-client"})))["gateway"]
     assert info["secrets"] == ["db-client"]
     assert "secrets" not in render(params(tcp()))["gateway"]
-
