@@ -52,6 +52,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "meshcheck: -outbound must be REGISTRY_ONLY or ALLOW_ANY")
 		os.Exit(2)
 	}
+	// One process checks both modes: Istio reads PILOT_ENABLE_AMBIENT (and derives the waypoint
+	// flags from it) when its packages initialize, so the process re-executes itself with it set.
+	// Sidecar and gateway configuration is the same with it (the namespaces of sidecar renders are
+	// not enrolled in ambient).
+	ensureAmbientEnv()
 	quietIstio(*verbose)
 	if *cost {
 		os.Exit(runCost(flag.Args(), *runs))
@@ -124,7 +129,11 @@ func checkDir(dir, outbound string, verbose, noAnalyze bool) (rows []Row, notes 
 	if err != nil {
 		return []Row{failRow(dir, err.Error())}, nil
 	}
-	notes = append(notes, fmt.Sprintf("gateway Service from %s; %d Istio objects, %d Kubernetes objects loaded", in.GatewayServiceFrom, len(in.Configs), len(in.KubeDocs)))
+	if in.Mode == "ambient" {
+		notes = append(notes, fmt.Sprintf("ambient mode, waypoint %s/%s; %d Istio objects, %d Kubernetes objects loaded", in.Policy.Waypoint.Namespace, in.Policy.Waypoint.Name, len(in.Configs), len(in.KubeDocs)))
+	} else {
+		notes = append(notes, fmt.Sprintf("sidecar mode, gateway Service from %s; %d Istio objects, %d Kubernetes objects loaded", in.GatewayServiceFrom, len(in.Configs), len(in.KubeDocs)))
+	}
 	for _, s := range in.Skipped {
 		notes = append(notes, "not simulated: "+s)
 	}
@@ -154,7 +163,6 @@ func checkDir(dir, outbound string, verbose, noAnalyze bool) (rows []Row, notes 
 	}
 	rows = append(rows, simRows...)
 	notes = append(notes, dumps...)
-	rows = append(rows, checkAuthz(in)...)
 	if !noAnalyze {
 		ar, lines := analyze(in, outbound)
 		rows = append(rows, ar...)
