@@ -111,9 +111,10 @@ type Input struct {
 }
 
 type alias struct {
-	host     string
-	port     int
-	protocol string // HTTP, HTTPS (TLS), TCP
+	host      string
+	port      int
+	protocol  string   // HTTP, HTTPS (TLS), TCP
+	addresses []string // spec.addresses: a TCP entry by address is registered under its alias
 }
 
 func loadInput(dir string) (*Input, error) {
@@ -450,7 +451,7 @@ func (in *Input) findAliases() {
 					k := fmt.Sprintf("%s:%d", h, p.Number)
 					if !seen[k] {
 						seen[k] = true
-						in.Aliases = append(in.Aliases, alias{host: h, port: int(p.Number), protocol: proto})
+						in.Aliases = append(in.Aliases, alias{host: h, port: int(p.Number), protocol: proto, addresses: se.Addresses})
 					}
 				}
 			}

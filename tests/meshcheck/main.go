@@ -64,11 +64,13 @@ func main() {
 
 	start := time.Now()
 	passed, failed := 0, 0
+	perHop := map[string]int{}
 	for _, dir := range flag.Args() {
 		t0 := time.Now()
 		rows, notes := checkDir(dir, *outbound, *verbose, *noAnalyze)
 		p, f := 0, 0
 		for _, r := range rows {
+			perHop[r.Hop]++
 			if r.OK {
 				p++
 			} else {
@@ -88,6 +90,12 @@ func main() {
 		fmt.Println()
 	}
 	fmt.Fprintf(os.Stderr, "meshcheck: %d director%s in %s\n", flag.NArg(), plural(flag.NArg(), "y", "ies"), time.Since(start).Round(time.Millisecond))
+	hops := make([]string, 0, len(perHop))
+	for h, n := range perHop {
+		hops = append(hops, fmt.Sprintf("%s=%d", h, n))
+	}
+	sort.Strings(hops)
+	fmt.Printf("meshcheck: checks per hop: %s\n", strings.Join(hops, " "))
 	fmt.Printf("meshcheck: %d passed, %d failed\n", passed, failed)
 	if failed > 0 {
 		os.Exit(1)

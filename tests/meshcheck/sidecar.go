@@ -369,6 +369,21 @@ func (c *checker) checkSidecarOutsiders() {
 	for _, a := range c.in.Aliases {
 		targets = append(targets, target{"alias " + a.host, a.host, a.protocol, a.port, true})
 	}
+	// a TCP entry by address is registered (client side too) under its alias: the workloads
+	// granted the address may hold that name
+	aliasGranted := func(host, ns string, labels map[string]string) bool {
+		for _, a := range c.in.Aliases {
+			if a.host != host {
+				continue
+			}
+			for _, addr := range a.addresses {
+				if c.p.grantedHost(ns, labels, strings.TrimSuffix(addr, "/32")) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	type workload struct {
 		ns     string
 		labels map[string]string
@@ -396,6 +411,9 @@ func (c *checker) checkSidecarOutsiders() {
 			if !t.alias && c.p.grantedHostPort(w.ns, w.labels, t.host, t.port, t.proto) {
 				continue
 			}
+			if t.alias && aliasGranted(t.host, w.ns, w.labels) {
+				continue
+			}
 			for _, dns := range c.variants(t.proto, t.port) {
 				c.checkNowhere(t.entry, c.clientProxy(w.ns, w.labels, dns), t.host, t.port, t.proto)
 			}
@@ -408,6 +426,13 @@ func (c *checker) checkSidecarOutsiders() {
 func (c *checker) forbiddenFor(ns string, labels map[string]string) (map[string]bool, map[string]bool) {
 	hosts, addrs := map[string]bool{}, map[string]bool{}
 	for _, a := range c.in.Aliases {
+		granted := false
+		for _, addr := range a.addresses {
+			granted = granted || (labels != nil && c.p.grantedHost(ns, labels, strings.TrimSuffix(addr, "/32")))
+		}
+		if granted {
+			continue // a TCP entry by address, registered under its alias, granted to the workload
+		}
 		hosts[a.host] = true
 		if v, ok := c.in.VIPs[a.host]; ok {
 			addrs[v] = true
