@@ -148,8 +148,9 @@ HOSTS = ["api.example.com", "www.example.org", "svc.example.net", "db.example.io
          "files.example.com", "mail.example.org", "cdn.example.net", "login.example.com"]
 ADDRESSES = ["192.0.2.10", "198.51.100.7", "203.0.113.55", "192.0.2.77"]
 NAMESPACES = ["mytest", "default", "team-a", "team-b"]
-# Disjoint label sets: one workload is picked by at most one selector (Istio allows one Sidecar
-# per workload; the collection refuses overlapping selectors).
+# Disjoint label sets (every pair names "app" with different values): the collection refuses, in
+# sidecar mode, two selectors of one namespace that can pick one pod, since Istio applies one
+# Sidecar per workload (modes/sidecar/selectors.py: selector_overlaps).
 SELECTORS = [None, {"app": "sleep-a"}, {"app": "sleep-b"}, {"app": "web", "tier": "front"}]
 ACCOUNTS = [[], ["sleep"], ["sleep", "curl"]]
 

@@ -58,8 +58,10 @@ SELECTORS_ENFORCED = True
 def check(loaded):
     """What sidecar mode says about a loaded policy: ``Findings``.
 
-    Errors: ports one Sidecar resource would have to give two protocols. Warnings: several hosts
-    sent to the first one's address, ports assigned beside written ones, TCP by host name.
+    Errors: workload selectors of one namespace that can pick the same pod (Istio applies one
+    Sidecar per workload), ports one Sidecar resource would have to give two protocols.
+    Warnings: several hosts sent to the first one's address, ports assigned beside written ones,
+    TCP by host name.
     """
     policy = loaded.policy
     warnings = [
@@ -76,7 +78,8 @@ def check(loaded):
                 "\"true\"); without it the sidecar cannot tell %s apart from other TCP traffic on "
                 "port %d" % (target.path, target.hosts[0], target.port.number)
             )
-    return Findings(selectors.sidecar_plan(policy)[1], warnings)
+    return Findings(selectors.selector_overlaps(policy) + selectors.sidecar_plan(policy)[1],
+                    warnings)
 
 
 def expand(loaded):

@@ -47,6 +47,46 @@ def sidecar_scopes(policy):
     return {ns: (whole.get(ns, []), scopes) for ns, scopes in selected.items()}
 
 
+def can_select_one_pod(first, second):
+    """Whether one pod can carry the labels of both selectors: every label both name has the
+    same value in each (``{app: a}`` and ``{app: a, tier: t}`` can; ``{app: a}`` and ``{app: b}``
+    cannot)."""
+    return all(second[key] == value for key, value in first.items() if key in second)
+
+
+def selector_overlaps(policy):
+    """Errors for two different workload selectors of one namespace that can pick the same pod.
+
+    Each selector becomes a Sidecar, and Istio applies one Sidecar per workload: a pod both pick
+    would silently lose the hosts of one of them. Sidecar selectors cannot exclude labels, so the
+    grants cannot be merged for the overlap alone; the policy is refused, naming both fields.
+    Identical selectors are one Sidecar with the grants of both, and are fine.
+    """
+    field = policy.spelling.key("selector")
+    seen = []
+    errors = []
+    for rule in policy.rules:
+        for source in rule.sources:
+            selector = source.workload_selector
+            if not selector:
+                continue
+            for namespace, other, other_path in seen:
+                if namespace != source.namespace or other == selector:
+                    continue
+                if can_select_one_pod(other, selector):
+                    both = dict(other, **selector)
+                    errors.append(
+                        "%s.%s: picks pods that %s.%s also picks in namespace %s (a pod "
+                        "labelled %s); Istio applies one Sidecar per workload, so such a pod "
+                        "would lose the hosts of one of them: make the selectors disjoint (a "
+                        "label both name, with different values) or use one selector"
+                        % (source.path, field, other_path, field, namespace,
+                           ",".join("%s=%s" % kv for kv in sorted(both.items()))))
+                    break
+            seen.append((source.namespace, dict(selector), source.path))
+    return errors
+
+
 # Sidecar egress listeners name the protocol of their port.
 _LISTENER_PROTOCOL = {HTTP: "HTTP", HTTPS: "TLS", TCP: "TCP"}
 
