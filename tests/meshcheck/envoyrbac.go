@@ -346,8 +346,15 @@ func stringMatches(m *matcherv3.StringMatcher, v string) (bool, error) {
 	return false, fmt.Errorf("string matcher %T not supported", m.GetMatchPattern())
 }
 
-func fullRegex(re, v string) bool {
-	ok, _ := regexp.MatchString("^(?:"+re+")$", v)
-	return ok
-}
+var regexCache = map[string]*regexp.Regexp{}
 
+// fullRegex: Envoy's safe_regex is RE2 with a full match; Go's regexp is RE2. An invalid
+// expression matches nothing.
+func fullRegex(re, v string) bool {
+	r, ok := regexCache[re]
+	if !ok {
+		r, _ = regexp.Compile("^(?:" + re + ")$")
+		regexCache[re] = r
+	}
+	return r != nil && r.MatchString(v)
+}

@@ -1,22 +1,29 @@
 // meshcheck proves with Istio's own config generator that the Istio objects the servicemesh.egress
-// collection renders route every policy entry's traffic where the policy says.
+// collection renders route every policy entry's traffic where the policy says, and nowhere else.
 //
 // Usage: meshcheck [flags] DIR...
 //
 //	meshcheck -cost [-runs N] DIR...    (configuration size and generation time: cost.go)
 //
-// Each DIR is one render (policy.yaml, resources.yaml, routes.json). For every route in routes.json:
-//   - a sidecar in the source namespace (with the selector's labels) calling the host reaches the
-//     egress gateway's subset cluster, over Istio mutual TLS with the entry's SNI;
-//   - the egress gateway receiving that mTLS call reaches the upstream cluster (with TLS
-//     origination for HTTPS upgrades, without added TLS otherwise);
-//   - workloads outside the rule (another namespace; the same namespace without the selector's
-//     labels) do not get the route to the gateway;
-//   - the gateway's AuthorizationPolicy admits the source and denies outsiders (evaluated
-//     structurally: the simulation does not run Envoy's RBAC filter);
-//   - Istio's analyzers report no error and no warning.
+// Each DIR is one render (policy.yaml, resources.yaml, routes.json), in sidecar or ambient mode
+// (routes.json "mode"). What must happen comes from policy.yaml (oracle.go); routes.json supplies
+// only the gateway's deployment. Per mode (sidecar.go, ambientcheck.go):
+//   - sidecar: every source's sidecar reaches the gateway subset on the entry's gateway port over
+//     Istio mutual TLS with the SNI the policy implies; the gateway sends it to the entry's first
+//     host with the right TLS; ambient: the ambient index sends each host's address to the
+//     policy's waypoint, whose chain for it (main_internal's matcher, then Istio's simulation)
+//     sends it to the host with the right TLS;
+//   - admission is decided by the Envoy RBAC Istio generated in the chain a call selects
+//     (envoyrbac.go): sources admitted; unlisted namespaces, other accounts, every other rule's
+//     namespaces (also with their own SNI) and HTTP methods/paths outside the rules refused;
+//   - outsiders (unlisted namespaces, unselected workloads; in ambient mode every sidecar) calling
+//     each host, port and upstream alias get BlackHole, and their configuration holds nothing of
+//     them; a VirtualService from an unlisted namespace cannot bind to the egress Gateway;
+//   - every hop the policy needs is checked (coverage), and Istio's analyzers and validation
+//     report no error and no warning.
 //
-// Exit status 0 only when every expectation holds.
+// Exit status 0 only when every expectation holds. The process re-executes itself with
+// PILOT_ENABLE_AMBIENT=true (ambient.go): Istio reads it when its packages initialize.
 package main
 
 import (
