@@ -66,7 +66,7 @@ def _named(suffix):
 
 
 def drop_sni_condition(docs):
-    for _, rule in _each_rule(docs, _named("-sources")):
+    for dummy, rule in _each_rule(docs, _named("-sources")):
         del rule["when"]
     return docs
 
@@ -141,7 +141,7 @@ def namespace_wide_sidecar_removed(docs):
 
 
 def outsider_admitted(docs):
-    for _, rule in _each_rule(docs):
+    for dummy, rule in _each_rule(docs):
         for source in rule.get("from", []):
             source["source"].setdefault("namespaces", []).append("meshcheck-outsider")
     return docs
@@ -192,7 +192,7 @@ def passthrough_wrapped_in_tls(docs):
 
 
 def http_rules_dropped(docs):
-    for _, rule in _each_rule(docs):
+    for dummy, rule in _each_rule(docs):
         for to in rule.get("to", []):
             to["operation"].pop("methods", None)
             to["operation"].pop("paths", None)
@@ -200,7 +200,7 @@ def http_rules_dropped(docs):
 
 
 def service_accounts_widened(docs):
-    for _, rule in _each_rule(docs):
+    for dummy, rule in _each_rule(docs):
         for source in rule.get("from", []):
             principals = source["source"].pop("principals", None)
             if principals:
@@ -209,7 +209,7 @@ def service_accounts_widened(docs):
 
 
 def shared_server_host_unchecked(docs):
-    for _, rule in _each_rule(docs, _named("a-http-admission")):
+    for dummy, rule in _each_rule(docs, _named("a-http-admission")):
         for to in rule["to"]:
             del to["operation"]["hosts"]
     return docs
@@ -251,7 +251,7 @@ def ambient_address_serviceentry_exported_everywhere(docs):
 
 
 def authz_ports_dropped(docs):
-    for _, rule in _each_rule(docs):
+    for dummy, rule in _each_rule(docs):
         rule.pop("to", None)
     return docs
 

@@ -41,8 +41,8 @@ def test_only_update_golden_1_rewrites(monkeypatch, value, ci, rewrites):
     ("yes", None, "set UPDATE_GOLDEN=1 to rewrite"),
     ("true", None, "set UPDATE_GOLDEN=1 to rewrite"),
 ])
-def test_update_golden_refused_under_ci_or_with_another_value(monkeypatch, tmp_path, value, ci,
-                                                               refusal):
+def test_update_golden_refused_under_ci_or_with_another_value(
+        monkeypatch, tmp_path, value, ci, refusal):
     monkeypatch.setenv("UPDATE_GOLDEN", value)
     if ci:
         monkeypatch.setenv("CI", ci)
