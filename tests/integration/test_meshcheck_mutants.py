@@ -165,6 +165,13 @@ def dangling_subset(docs):
 # ---------------------------------------------------------------- sidecar mode: more
 
 
+def client_route_rewrites_host(docs):
+    for doc in _objects(docs, "VirtualService", where=_client_side):
+        for route in doc["spec"].get("http", []):
+            route["rewrite"] = {"authority": "www.example.net"}
+    return docs
+
+
 def origination_removed(docs):
     return [d for d in docs if not (d["kind"] == "DestinationRule"
                                     and d["spec"].get("trafficPolicy", {}).get("tls"))]
@@ -330,6 +337,8 @@ MUTANTS = [
     Mutant("subset-sni-changed", "seed-1", "sidecar", "sidecar->gateway", subset_sni_changed),
     Mutant("dangling-subset", "seed-1", "sidecar", "istio-analyzers", dangling_subset),
     # sidecar mode: TLS, HTTP rules, service accounts, shared ports, TCP, selectors
+    Mutant("client-route-rewrites-host", "seed-1", "sidecar", "sidecar->gateway",
+           client_route_rewrites_host),
     Mutant("origination-removed", "seed-2", "sidecar", "gateway->upstream", origination_removed),
     Mutant("origination-sni-from-last-host", "seed-2", "sidecar", "gateway->upstream",
            origination_sni_from_last_host),

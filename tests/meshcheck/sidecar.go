@@ -159,6 +159,17 @@ func (c *checker) checkClient(e *PEntry, h string, px proxySpec, ob *entryObs) {
 		fail(fmt.Sprintf("mTLS SNI %q, want %s.<tag>.%s.egress.internal", sni, e.Name, c.p.Gateway))
 		return
 	}
+	if e.Protocol == "HTTP" {
+		r := findRoute(sim, res, nil)
+		if r == nil {
+			fail("matched route not found in the generated route configuration")
+			return
+		}
+		if rw := hostRewrite(r); rw != "" {
+			fail("the sidecar's route rewrites the Host header (" + rw + "), the policy keeps " + h)
+			return
+		}
+	}
 	if ob.sni == "" {
 		ob.port, ob.subset, ob.sni, ob.from = port, subset, sni, px.String()+" "+h
 	} else if ob.port != port || ob.subset != subset || ob.sni != sni {
