@@ -435,9 +435,9 @@ def _originates(entry):
 
 def _expected_tls(entry, host, plain_sni):
     """The ``tls`` a DestinationRule must carry toward ``host`` (None: none): a plain upgrade is
-    SIMPLE with the system CA bundle and ``plain_sni``; ``tls`` gives the mode, the Secret (else
-    the bundle), the SNI (a TCP entry's default: the host) and the names checked (default: the
-    SNI)."""
+    SIMPLE with the system CA bundle and ``plain_sni`` (the one host the rule serves, or None);
+    ``tls`` gives the mode, the Secret (else the bundle), the SNI (else ``plain_sni``; a TCP
+    entry's default: the host) and the names checked (default: the SNI)."""
     if not _originates(entry):
         return None
     tls = entry.get("tls")
@@ -451,7 +451,7 @@ def _expected_tls(entry, host, plain_sni):
         out["credentialName"] = tls["credential_name"]
     else:
         out["caCertificates"] = SYSTEM_CA
-    sni = tls.get("sni") or (host if entry["protocol"] == "TCP" else None)
+    sni = tls.get("sni") or plain_sni or (host if entry["protocol"] == "TCP" else None)
     if sni:
         out["sni"] = sni
     names = tls.get("subject_alt_names") or ([sni] if sni else [])

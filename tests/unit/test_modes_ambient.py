@@ -861,7 +861,9 @@ def test_upstream_rules_carry_tls_and_connection_limits_per_host():
                  if o["kind"] == "DestinationRule")
     a = rules["egressgateway-a-svc-tls-" + short_hash("a.example.com", 8)]
     assert a["trafficPolicy"]["portLevelSettings"] == [{
-        "port": {"number": 80}, "tls": {"mode": "MUTUAL", "credentialName": "cert"},
+        "port": {"number": 80}, "tls": {"mode": "MUTUAL", "credentialName": "cert",
+                                        "sni": "a.example.com",
+                                        "subjectAltNames": ["a.example.com"]},
         "connectionPool": {"tcp": {"maxConnections": 10}},
         "outlierDetection": {"consecutive5xxErrors": 3}}]
     assert rules["egressgateway-a-svc-tcp-tls"]["trafficPolicy"]["portLevelSettings"] == [{

@@ -612,7 +612,8 @@ def test_upstream_rule_merges_tls_and_connection_limits():
     assert [needs_upstream_rule(t) for t in (mutual, plain, pooled)] == [True, False, True]
     assert upstream_rule(ctx, mutual)["spec"] == {
         "host": upstream("svc"), "exportTo": ["."],
-        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": "cert"},
+        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": "cert", "sni": "example.com",
+                                  "subjectAltNames": ["example.com"]},
                           "connectionPool": {"tcp": {"maxConnections": 10}},
                           "outlierDetection": {"consecutiveGatewayErrors": 2}}}
     assert upstream_rule(ctx, pooled)["spec"]["trafficPolicy"] == {
