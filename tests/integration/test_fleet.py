@@ -360,3 +360,41 @@ def test_a_failed_canary_stops_the_rollout(fleet):
         (DOWN, "failed"), ("fleet-a", "not run"), ("fleet-b", "not run"), ("fleet-c", "not run")]
     assert run.report["totals"]["not_run"] == 3
     assert "| fleet-a | not run |" in run.markdown
+
+
+def test_the_optional_steps_and_removal_on_one_cluster(fleet):
+    """The gateway role and the mesh_prerequisites checks before the policy, with --limit (the
+    summary targets the clusters, so a limited run has it too); then egress_state=absent removes
+    the policy and the gateway."""
+    from kubernetes import client
+
+    from ansible_collections.servicemesh.egress.plugins.filter.egress import (
+        egress_gateway_labels, egress_gateway_service_ports)
+
+    name = "fleet-c"
+    api = fleet.apis[name]
+    steps = ["-e", "egress_fleet_gateway=true", "-e", "egress_fleet_prerequisites=true",
+             "--limit", name]
+    run = fleet.run(*steps)
+    assert run.returncode == 0 and run.failed_hosts() == [], run.explain()
+    assert sorted(run.clusters) == [name]
+    report = run.clusters[name]
+    assert report["gateway_role"] is True and report["gateway"] == GATEWAY
+    # no Istio in this control plane: the check reports it, and fails nothing by default
+    assert report["prerequisites"]["mesh_config_found"] is False
+    assert report["prerequisites"]["registry_only"] is False
+    assert_converged(fleet, [name])
+    service_name = egress_gateway_labels(GATEWAY)["service_name"]
+    service = client.CoreV1Api(api).read_namespaced_service(service_name, EGRESS_NAMESPACE)
+    wanted = egress_gateway_service_ports(fleet.params(name))
+    assert sorted((p.name, p.port) for p in service.spec.ports) == sorted(
+        (p["name"], p["port"]) for p in wanted)
+    client.AppsV1Api(api).read_namespaced_deployment(GATEWAY, EGRESS_NAMESPACE)
+
+    gone = fleet.run("-e", "egress_state=absent", *steps)
+    assert gone.returncode == 0, gone.explain()
+    assert gone.clusters[name]["status"] == "changed"
+    assert gone.clusters[name]["objects"]["deleted"] == len(fleet.expected(name))
+    assert fleet.live(name) == set()
+    deployments = client.AppsV1Api(api).list_namespaced_deployment(EGRESS_NAMESPACE).items
+    assert [d.metadata.name for d in deployments] == []
