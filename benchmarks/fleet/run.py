@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,27 @@ def load1():
     return os.getloadavg()[0]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system) the processes have used so far, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / float(TICK)
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -116,9 +138,12 @@ class Bench:
                        check=True)
         took = time.monotonic() - started
         planes = {}
+        self.pids = []
         for name in names:
             with open(os.path.join(directory, name, "controlplane.json")) as f:
-                planes[name] = self.conftest.ControlPlane(json.load(f), False)
+                info = json.load(f)
+            planes[name] = self.conftest.ControlPlane(info, False)
+            self.pids += [pid for pid in info["pids"].values() if pid]
         inventory = os.path.join(directory, "inventory.yml")
         with open(inventory, "w") as f:
             yaml.safe_dump({"clusters": {"hosts": dict(
@@ -139,10 +164,14 @@ class Bench:
         cmd = ["ansible-playbook", "-i", inventory, PLAYBOOK, "-f", str(forks),
                "-e", "egress_policy_file=" + self.policy_file,
                "-e", "egress_fleet_report_dir=" + report_dir] + list(extra)
+        load = load1()
+        clusters_cpu, controller_cpu = cpu_seconds(self.pids), children_cpu()
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=directory, env=env(timing), capture_output=True,
                               text=True, check=False)
         wall = time.monotonic() - started
+        controller_cpu = children_cpu() - controller_cpu
+        clusters_cpu = cpu_seconds(self.pids) - clusters_cpu
         self.loads.append(load1())
         with open(os.path.join(directory, "log-%s-f%d.txt" % (label, forks)), "w") as f:
             f.write(proc.stdout + proc.stderr)
@@ -161,7 +190,15 @@ class Bench:
         with open(os.path.join(report_dir, "fleet-report.json")) as f:
             statuses = sorted(set(c["status"] for c in json.load(f)["clusters"]))
         return {"wall": wall, "apply": apply_times, "own": list(own.values()),
-                "writes": writes, "statuses": statuses}
+                "writes": writes, "statuses": statuses, "load": load,
+                "controller_cpu": controller_cpu, "clusters_cpu": clusters_cpu}
+
+    def idle_cpu(self, seconds=20):
+        """The share of one core the idle control planes use (etcd, kube-apiserver and
+        kube-controller-manager of every cluster, nothing applied)."""
+        before = cpu_seconds(self.pids)
+        time.sleep(seconds)
+        return (cpu_seconds(self.pids) - before) / seconds
 
     def measure(self, size):
         names = ["cluster-%02d" % (i + 1) for i in range(size)]
@@ -170,6 +207,9 @@ class Bench:
         try:
             directory, planes, inventory, took = self.up(names)
             print("bench-fleet: %d control planes up in %.0f s" % (size, took), flush=True)
+            time.sleep(10)  # past their start-up work
+            idle = self.idle_cpu()
+            print("bench-fleet: idle, they use %.0f%% of a core" % (100 * idle), flush=True)
             for forks in self.args.forks:
                 first = self.run(directory, planes, inventory, forks, "first")
                 rerun = self.run(directory, planes, inventory, forks, "rerun")
@@ -180,7 +220,7 @@ class Bench:
                 self.run(directory, planes, inventory, forks, "absent", "-e",
                          "egress_state=absent", "-e", "egress_fleet_drift=false")
                 row = {"clusters": size, "forks": forks, "first": first, "rerun": rerun,
-                       "startup": took}
+                       "startup": took, "idle": idle}
                 rows.append(row)
                 print("bench-fleet: %s" % self.format_row(row), flush=True)
         finally:
@@ -195,14 +235,18 @@ class Bench:
             return "-"
         return "%.1f / %.1f s" % (statistics.mean(values), max(values))
 
+    @staticmethod
+    def cpu(run):
+        return "%.0f + %.0f s" % (run["controller_cpu"], run["clusters_cpu"])
+
     def format_row(self, row):
         first, rerun = row["first"], row["rerun"]
         writes = sorted(set(first["writes"].values()))
-        return "| %d | %d | %.1f s | %s | %s | %s | %.1f s | %s | %s | %d |" % (
+        return "| %d | %d | %.1f s | %s | %s | %s | %s | %.1f | %.1f s | %s | %s | %d | %s | %.1f |" % (
             row["clusters"], row["forks"], first["wall"], self.spread(first["apply"]),
-            self.spread(first["own"]), "/".join(str(w) for w in writes), rerun["wall"],
-            self.spread(rerun["apply"]), self.spread(rerun["own"]),
-            sum(rerun["writes"].values()))
+            self.spread(first["own"]), "/".join(str(w) for w in writes), self.cpu(first),
+            first["load"], rerun["wall"], self.spread(rerun["apply"]), self.spread(rerun["own"]),
+            sum(rerun["writes"].values()), self.cpu(rerun), rerun["load"])
 
     def section(self, rows):
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -215,17 +259,26 @@ class Bench:
                 " and ".join(str(f) for f in self.args.forks), now),
             "",
             "| clusters | forks | first apply (wall) | apply task per cluster (mean / max) "
-            "| all tasks per cluster (mean / max) | writes per cluster | rerun (wall) "
+            "| all tasks per cluster (mean / max) | writes per cluster "
+            "| CPU: controller + clusters | load before | rerun (wall) "
             "| apply task per cluster (mean / max) | all tasks per cluster (mean / max) "
-            "| rerun writes (all clusters) |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| rerun writes (all clusters) | CPU: controller + clusters | load before |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: | ---: |",
         ]
         lines += [self.format_row(r) for r in rows]
         lines += [
             "",
-            "Control planes started in: %s." % ", ".join(
-                "%d in %.0f s" % (r["clusters"], r["startup"]) for r in rows
-                if r["forks"] == self.args.forks[0]),
+            "CPU: seconds of CPU used during the run by ansible-playbook and every process it "
+            "started (the modules), and by the clusters' etcd, kube-apiserver and "
+            "kube-controller-manager; load: the 1-minute load average when the run started "
+            "(other work on the machine included).",
+            "",
+            "Control planes started in: %s. Idle (nothing applied), they used: %s of a core." % (
+                ", ".join("%d in %.0f s" % (r["clusters"], r["startup"]) for r in rows
+                          if r["forks"] == self.args.forks[0]),
+                ", ".join("%d: %.0f%%" % (r["clusters"], 100 * r["idle"]) for r in rows
+                          if r["forks"] == self.args.forks[0])),
             "Load average (1 minute) after each run: %.1f to %.1f on %d cores; %s, Python %s, "
             "%s." % (min(self.loads), max(self.loads), os.cpu_count(), core.strip(),
                      platform.python_version(), platform.machine()),
