@@ -14,7 +14,7 @@ from playbook_run import EXAMPLES, ROOT
 FLEET_PLAYBOOK = os.path.join(ROOT, "playbooks", "fleet.yml")
 
 
-def run_fleet(tmp_path, inventory, *extra):
+def run_fleet(tmp_path, inventory, *extra, env_extra=None):
     """``ansible-playbook -i INVENTORY playbooks/fleet.yml EXTRA`` in ``tmp_path``, JSON output."""
     bin_dir = os.path.dirname(sys.executable)
     env = dict((k, v) for k, v in os.environ.items()
@@ -28,6 +28,7 @@ def run_fleet(tmp_path, inventory, *extra):
         "KUBECONFIG": str(tmp_path / "no-such-kubeconfig"),
         "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
     })
+    env.update(env_extra or {})
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     proc = subprocess.run(
@@ -138,3 +139,21 @@ def test_a_report_directory_and_check_mode(tmp_path):
     assert [(c["cluster"], c["status"], c["kind"]) for c in report["clusters"]] == [
         ("only", "failed", "unreachable")]
     assert not (tmp_path / "fleet-report.json").exists()
+
+
+def test_a_cluster_by_context_of_the_environment_kubeconfig(tmp_path):
+    """K8S_AUTH_KUBECONFIG (relative: from the current directory, not the module's) and an
+    empty K8S_AUTH_CONTEXT, as AWX's credential sets them: the host names its context only."""
+    port = down_kubeconfig(tmp_path / "down.kubeconfig")
+    rc, out = run_fleet(tmp_path, {"clusters": {"hosts": {
+        "by-context": {"egress_context": "down"}, "current-context": {}}}},
+        "-e", "egress_policy_file=%s" % os.path.join(EXAMPLES, "seed-1-http.yaml"),
+        env_extra={"K8S_AUTH_KUBECONFIG": "down.kubeconfig", "K8S_AUTH_CONTEXT": ""})
+    assert rc == 2
+    messages = failure_messages(out)
+    assert messages["by-context"].startswith(
+        "cluster by-context (context down): Apply the egress policy (present) failed "
+        "(unreachable): "), messages
+    assert messages["current-context"].startswith(
+        "cluster current-context: Apply the egress policy (present) failed (unreachable): ")
+    assert all("port=%d" % port in m for m in messages.values()), messages
