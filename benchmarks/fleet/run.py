@@ -242,7 +242,8 @@ class Bench:
     def format_row(self, row):
         first, rerun = row["first"], row["rerun"]
         writes = sorted(set(first["writes"].values()))
-        return "| %d | %d | %.1f s | %s | %s | %s | %s | %.1f | %.1f s | %s | %s | %d | %s | %.1f |" % (
+        cells = "| %d | %d | %.1f s | %s | %s | %s | %s | %.1f | %.1f s | %s | %s | %d | %s | %.1f |"
+        return cells % (
             row["clusters"], row["forks"], first["wall"], self.spread(first["apply"]),
             self.spread(first["own"]), "/".join(str(w) for w in writes), self.cpu(first),
             first["load"], rerun["wall"], self.spread(rerun["apply"]), self.spread(rerun["own"]),
