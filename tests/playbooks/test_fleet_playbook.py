@@ -37,8 +37,8 @@ def run_fleet(tmp_path, inventory, *extra, env_extra=None):
     try:
         out = json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError("no JSON from ansible-playbook:\n%s\n%s" % (proc.stdout[-3000:],
-                                                                          proc.stderr[-3000:]))
+        raise AssertionError("no JSON from ansible-playbook:\n%s\n%s"
+                             % (proc.stdout[-3000:], proc.stderr[-3000:]))
     return proc.returncode, out
 
 
@@ -69,9 +69,9 @@ def down_kubeconfig(path):
 def test_each_cluster_fails_alone_and_the_report_says_why(tmp_path):
     port = down_kubeconfig(tmp_path / "down.kubeconfig")
     (tmp_path / "broken.yaml").write_text("gateway: [\n")
+    port_out_of_range = {"number": 99999, "protocol": "HTTPS"}
     invalid = {"gateway": "egw", "egress_rules": [{"from": [{"namespace": "shop"}], "to": [
-        {"name": "api", "hosts": ["api.example.com"], "port": {"number": 99999,
-                                                                "protocol": "HTTPS"}}]}]}
+        {"name": "api", "hosts": ["api.example.com"], "port": port_out_of_range}]}]}
     seed = os.path.join(EXAMPLES, "seed-1-http.yaml")
     rc, out = run_fleet(tmp_path, {"clusters": {"hosts": {
         "down": {"egress_kubeconfig": "down.kubeconfig", "egress_policy_file": seed},

@@ -335,7 +335,7 @@ def from_auth_params(params, retry=None):
             message, api_reason = _status_message(getattr(exc, "body", None))
             reason = api_reason or getattr(exc, "reason", None) or ""
             raise KubeError("cannot build a Kubernetes client from the auth options: the API "
-                            "server answered HTTP %d %s%s" % (status, reason, (
+                            "server answered HTTP %s %s%s" % (status, reason, (
                                 ": " + message) if message and message != reason else ""),
                             status=status, reason=reason)
         raise KubeError("cannot build a Kubernetes client from the auth options: %s"
