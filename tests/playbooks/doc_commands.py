@@ -7,6 +7,9 @@ comments dropped) and classifies each command by the first rule of ``RULES`` it 
   directory (tests/playbooks/test_doc_commands.py);
 * ``cluster``: run as written against the local control plane (tests/integration/
   test_doc_commands.py);
+* ``fleet``: the fleet walk-through of docs/fleet.md and the AWX fleet commands of docs/awx.md,
+  run as written, in order, on the local control planes they start (tests/integration/
+  test_doc_fleet.py);
 * anything else: the reason it is not run here (another suite runs it, or it needs what this
   machine has not: a container engine, AWX, the network).
 
@@ -22,11 +25,16 @@ DOCS = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "*.md")))
 BLOCK = re.compile(r"^```(?:sh|bash|shell)\n(.*?)^```$", re.S | re.M)
 
-LOCAL, CLUSTER = "local", "cluster"
+LOCAL, CLUSTER, FLEET = "local", "cluster", "fleet"
 
 # (regular expression on the command, how). First match wins.
 RULES = [
     (r"^make test\b", "this is the run that tests it"),
+    (r"^scripts/fleet-controlplanes |^CONTROLPLANE_STATE_DIR=build/fleet/\S+ scripts/controlplane |"
+     r"^ansible-playbook -i examples/fleet/inventory\.yml |build/fleet/kubeconfigs/\S+ kubectl config |"
+     r"^K8S_AUTH_KUBECONFIG=build/fleet/\S+ K8S_AUTH_CONTEXT= ansible-playbook -i awx/fleet_inventory",
+     FLEET),
+    (r"^make collection$", LOCAL),
     (r"^make (docs|docs-check|package|package-test|demo-installed|changelog-check)\b",
      "a suite of make test runs it (docs-check generates the reference into build/ and "
      "compares; package-test)"),
