@@ -15,7 +15,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressFailure
+from ansible_collections.servicemesh.egress.plugins.module_utils.egress_resource import (
+    StatusReport,
+    stored_output_findings,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import (
+    EgressFailure,
+    PolicyError,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     EXPORT_TO_ANNOTATION,
@@ -252,9 +259,15 @@ def make_applier(client, check_mode=False, diff=False, workers=4):
 
 
 def render_params(params):
-    """Read, validate and expand the policy; PolicyError lists every problem."""
+    """Read, validate and expand the policy; PolicyError lists every problem (with an output
+    that stores the resource, what ASM's own resource would refuse too)."""
     data = policy_input(params)
-    return render(data, params.get("mode"))
+    rendered = render(data, params.get("mode"))
+    errors, rendered["warnings"] = stored_output_findings(data, params.get("output"),
+                                                          rendered["warnings"])
+    if errors:
+        raise PolicyError(errors, rendered["warnings"])
+    return rendered
 
 
 def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4):
@@ -270,6 +283,7 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
 
     client = client_factory()
     applier = make_applier(client, check_mode, diff, workers)
+    status = StatusReport(output, FIELD_MANAGER, check_mode)  # the resource's status.status
     try:
         errors = _missing_kind_errors(applier, desired)
         if errors:
@@ -289,15 +303,16 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         changes, conflicts = plan(desired, owned, existing, owner_labels, FIELD_MANAGER,
                                   HASH_ANNOTATION, force=force,
                                   kind_order=kind_order(desired))
+        status.planned(changes)
         if side and force:
             warnings.extend("force: " + s for s in side)
         elif side:
             conflicts.extend(side)
         if conflicts:
-            raise EgressFailure(
+            raise status.failed(applier, EgressFailure(
                 "%d object%s in the way of policy %s (nothing was written): %s"
                 % (len(conflicts), "" if len(conflicts) == 1 else "s", name, conflicts[0]),
-                conflicts, objects=[], warnings=warnings, **base)
+                conflicts, objects=[], warnings=warnings, **base))
         # The gateway Service first: the source namespaces must see it before their routes to
         # it exist.
         visibility, more = gateway_visibility(applier, rendered["gateway"])
@@ -311,8 +326,13 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
             if diff:
                 outcome.diffs.insert(0, _visibility_diff(visibility))
     except KubeError as exc:
-        raise EgressFailure(exc.msg, exc.errors, warnings, objects=[], **base)
-    return _finish(outcome, base, warnings, client, check_mode)
+        raise status.failed(applier, EgressFailure(exc.msg, exc.errors, warnings, objects=[],
+                                                   **base))
+    try:
+        result = _finish(outcome, base, warnings, client, check_mode)
+    except EgressFailure as exc:
+        raise status.failed(applier, exc, outcome)
+    return status.succeeded(applier, result)
 
 
 def delete_policy(params, client_factory, check_mode=False, diff=False, workers=4):
