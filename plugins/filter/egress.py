@@ -58,9 +58,11 @@ def _plain(value):
 
 
 def _data(value):
-    """A mapping as it is; text is parsed as one strict YAML document."""
+    """A mapping as it is; text is parsed as one strict YAML document. Text is made a plain str
+    first: ansible-core before 2.19 hands lookups over as AnsibleUnsafeText, a subclass of str
+    that libyaml's parser refuses ("a string or stream input is required")."""
     if isinstance(value, (str, bytes)):
-        return load_yaml(to_text(value), "policy text")
+        return load_yaml(str(to_text(value)), "policy text")
     return _plain(value)
 
 

@@ -106,8 +106,8 @@ def success_status(output, mode, records, warnings):
         head = ("stored for the mesh's own controller (output: crd): servicemesh.egress applies "
                 "no Istio objects for it")
         return {"status": STORED, "message": _message(head, warnings, "warning")}
-    head = "%d object%s applied (%s mode, output: %s)" % (count, "" if count == 1 else "s",
-                                                           mode, output)
+    plural = "" if count == 1 else "s"
+    head = "%d object%s applied (%s mode, output: %s)" % (count, plural, mode, output)
     return {"status": WARNING if warnings else APPLIED,
             "message": _message(head, warnings, "warning")}
 

@@ -161,8 +161,8 @@ def test_every_rendered_example_meets_asms_schema(asm, tmp_path):
     assert portable >= 3  # ASM's three examples
 
 
-def test_asms_third_example_as_documented_needs_the_gateway_key_the_render_writes(asm,
-                                                                                   tmp_path):
+def test_asms_third_example_as_written_lacks_the_gateway_key_the_render_writes(
+        asm, tmp_path):
     seed = os.path.join(REPO, "playbooks", "examples", "seed-3-auto-ports.yaml")
     result = create(asm, seed)
     assert result.returncode != 0

@@ -200,8 +200,8 @@ def test_a_user_who_may_not_write_the_status_gets_a_warning_and_the_apply_stands
 
         documents = rbac_for(user, policy.gateway, status_grant=True)
         controlplane.kubectl_run("apply", "-f", "-", input=yaml.safe_dump_all(documents))
-        wait_until("the status grant", lambda: can(controlplane, user, "patch", PLURAL,
-                                                    "status"))
+        wait_until("the status grant",
+                   lambda: can(controlplane, user, "patch", PLURAL, "status"))
         mark = policy.mark()
         granted = ok(policy.run(dict(policy.params(output="both"), **as_user)))
         assert granted["changed"] is True  # only the status was written

@@ -140,3 +140,14 @@ def test_str_subclasses_are_made_plain():
     data = params(http(name=Tagged("svc"), hosts=[Tagged("a.example.com")]))
     result = filters.egress_render(data, Tagged("sidecar"))
     assert "name: egressgateway-a-svc" in result["files"]["resources.yaml"]
+
+
+def test_policy_text_of_a_str_subclass_is_read():
+    # ansible-core 2.16-2.18 hand a lookup's text over as AnsibleUnsafeText (a str subclass),
+    # which libyaml's parser refuses unless it is made a plain str first
+    class UnsafeText(str):
+        pass
+
+    with open(EXAMPLES + "/seed-2-https-upgrade.yaml", encoding="utf-8") as handle:
+        text = handle.read()
+    assert filters.egress_render(UnsafeText(text))["files"] == filters.egress_render(text)["files"]
