@@ -49,6 +49,9 @@ RULES = [
     (r"^make (molecule|molecule-kind|ee)\b|^molecule ",
      "molecule scenarios run in make test; kind and image builds need a container engine"),
     (r"git\+https://<", "a placeholder for the reader's own git server"),
+    (r"^make asm-crd ASM_API_SRC=/path/to/",
+     "a placeholder for the reader's clone of ASM's API repository (tests/integration/"
+     "test_asm_crd.py applies the CRD it generated, kept with its source commit)"),
     (r"^ansible-galaxy collection (build|install)\b|^pip install ",
      "make package-test builds the artifact and installs it offline into a fresh environment"),
     (r"^ansible-builder |^podman ", "needs a container engine (make ee-check checks the context)"),

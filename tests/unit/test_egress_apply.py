@@ -32,7 +32,10 @@ def test_create_then_rerun_writes_nothing(cluster):
 
 def test_applies_run_in_kind_order(cluster):
     apply(cluster, policy())
-    kinds = [cluster.kinds[r[1].split("/")[-2]][2] for r in cluster.writes()]
+    writes = cluster.writes()
+    # the stored policy's status last, once everything is applied
+    assert writes[-1][1].endswith("/asmegresstrafficpolicies/egw/status")
+    kinds = [cluster.kinds[r[1].split("/")[-2]][2] for r in writes[:-1]]
     # output auto: the policy resource first (it is deleted last), then the Istio objects
     order = ["ASMEgressTrafficPolicy", "ServiceEntry", "DestinationRule", "Gateway",
              "VirtualService", "AuthorizationPolicy"]
