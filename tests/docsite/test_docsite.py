@@ -76,8 +76,30 @@ def expected_pages():
               for p in glob.glob(os.path.join(REPO, "docs", "reference", "*_*.rst"))]
     pages += ["routes/%s-%s.html" % (os.path.basename(p)[:-5], mode)
               for p in glob.glob(os.path.join(REPO, "playbooks", "examples", "*.yaml"))
-              for mode in ("sidecar", "ambient")]
+              for mode in _modes_of(p)]
     return sorted(pages)
+
+
+def _modes_of(path):
+    """The modes an example renders in (one uses a feature of one mode only, e.g. a wildcard
+    with dynamicDns in ambient mode)."""
+    from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
+    from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
+    from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import (
+        load_yaml,
+    )
+
+    modes = []
+    for mode in ("sidecar", "ambient"):
+        with open(path, encoding="utf-8") as handle:
+            data = load_yaml(handle.read(), path)
+        try:
+            render_files(data, mode)
+        except PolicyError:
+            continue
+        modes.append(mode)
+    assert modes, path
+    return modes
 
 
 def test_the_site_has_the_guides_the_reference_and_the_route_diagrams(docsite):
