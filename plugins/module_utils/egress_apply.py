@@ -15,6 +15,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.credentials import (
+    credential_check,
+    credential_fields,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressFailure
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
@@ -346,7 +350,8 @@ def dropped_resource_warning(owned, output, name):
 
 def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: present``: the result dict; raises EgressFailure (PolicyError before that)."""
-    rendered = render_params(params)  # every validation error, before any request
+    data = policy_input(params)
+    rendered = render(data, params.get("mode"))  # every validation error, before any request
     name = rendered["policy"]["metadata"]["name"]
     owner_labels = ownership_labels(name)
     warnings = list(rendered["warnings"])
@@ -371,6 +376,14 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         if errors:
             raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
                                 errors, objects=[], warnings=warnings, **base)
+        gateway = rendered["gateway"]
+        if gateway.get("secrets") and gateway["namespace"] not in skipped:
+            errors, more = credential_check(applier, gateway["namespace"],
+                                            credential_fields(data))
+            warnings.extend(more)
+            if errors:
+                raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
+                                    errors, objects=[], warnings=warnings, **base)
         unplanned = [o for o in desired if o["metadata"].get("namespace") in skipped]
         desired = [o for o in desired if o["metadata"].get("namespace") not in skipped]
         existing = applier.lookup(desired, owned)

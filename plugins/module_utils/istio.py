@@ -73,6 +73,55 @@ def with_http_settings(route, http):
     return route
 
 
+def origination_tls(target, host, sni=None):
+    """The DestinationRule ``tls`` of the TLS an entry's last hop originates toward ``host``.
+
+    A plain ``httpsUpgrade`` (no ``tls`` written) is SIMPLE with the system CA bundle and the
+    ``sni`` the mode gives (None: the request's own host, by Istio's auto SNI, with auto SAN
+    validation of the certificate against it). With ``tls`` written: its mode, its Secret
+    (``credentialName``, which then also holds the CA: Istio allows no ``caCertificates`` beside
+    it) or the system bundle, its ``sni`` (a TCP entry's default is ``host``: a TCP proxy sends
+    no SNI of its own) and its ``subjectAltNames``, which default to the SNI so that a fixed SNI
+    never turns off the certificate's name check.
+    """
+    tls = target.tls
+    out = OrderedDict([("mode", tls.mode if tls is not None else "SIMPLE")])
+    if tls is None:
+        if sni is not None:
+            out["sni"] = sni
+        out["caCertificates"] = SYSTEM_CA_BUNDLE
+        return dict(out)
+    if tls.credential_name is not None:
+        out["credentialName"] = tls.credential_name
+    else:
+        out["caCertificates"] = SYSTEM_CA_BUNDLE
+    sni = tls.sni or (host if target.protocol == TCP else None)
+    if sni is not None:
+        out["sni"] = sni
+    names = list(tls.subject_alt_names) or ([sni] if sni is not None else [])
+    if names:
+        out["subjectAltNames"] = names
+    return dict(out)
+
+
+def credential_names(policy):
+    """The Secrets the policy's ``tls.credentialName`` fields name, sorted (the gateway's or
+    waypoint's namespace must hold them)."""
+    return sorted(set(t.tls.credential_name for t in policy.targets()
+                      if t.tls is not None and t.tls.credential_name))
+
+
+def upstream_traffic_policy(target, tls):
+    """A DestinationRule ``trafficPolicy`` (or port-level settings) body: ``tls`` (None for none)
+    and the entry's connection pool and outlier detection."""
+    out = OrderedDict()
+    if tls is not None:
+        out["tls"] = tls
+    if target.traffic_policy is not None:
+        out.update(target.traffic_policy.istio())
+    return out
+
+
 def source_principals(source):
     """The Istio principals of a ``from`` entry's service accounts (any trust domain)."""
     return ["*/ns/%s/sa/%s" % (source.namespace, sa) for sa in source.service_accounts]

@@ -174,6 +174,25 @@ INVALID = [
      "spec.mode", 'Unsupported value: "gateway"'),
     ("duplicate-host", "seed-1-http.yaml", _set(TO0 + ".hosts", ["a.example.com"] * 2),
      TO0 + ".hosts[1]", "Duplicate value"),
+    ("tls-on-https", "seed-2-https-upgrade.yaml",
+     _set("spec.egressRules[0].to[1].tls", {"mode": "SIMPLE"}),
+     "spec.egressRules[0].to[1].tls", "tls is not allowed on HTTPS entries"),
+    ("tls-without-upgrade", "seed-1-http.yaml", _set(TO0 + ".tls", {"mode": "SIMPLE"}),
+     TO0 + ".tls", "tls on an HTTP entry needs httpsUpgrade enabled"),
+    ("mutual-without-secret", "seed-2-https-upgrade.yaml", _set(TO0 + ".tls", {"mode": "MUTUAL"}),
+     TO0 + ".tls.credentialName", "tls.credentialName is required when tls.mode is MUTUAL"),
+    ("pool-count-0", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"connectionPool": {"tcp": {"maxConnections": 0}}}),
+     TO0 + ".trafficPolicy.connectionPool.tcp.maxConnections",
+     "should be greater than or equal to 1"),
+    ("percent-101", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"outlierDetection": {"maxEjectionPercent": 101}}),
+     TO0 + ".trafficPolicy.outlierDetection.maxEjectionPercent",
+     "should be less than or equal to 100"),
+    ("local-origin-without-split", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"outlierDetection": {"consecutiveLocalOriginFailures": 2}}),
+     TO0 + ".trafficPolicy.outlierDetection.consecutiveLocalOriginFailures",
+     "counts only when splitExternalLocalOriginErrors is true"),
 ]
 
 
@@ -220,3 +239,12 @@ def test_blank_gateway_ports_and_disabled_upgrade_are_accepted(objects):
     stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
                                                      dry_run="All")
     assert stored["spec"] == body["spec"]
+
+
+@pytest.mark.parametrize("name", ["partner-tls.yaml", "partner-tls-ambient.yaml"])
+def test_tls_traffic_policy_and_wildcards_are_accepted_and_kept(objects, name):
+    body = load(name)
+    stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
+                                                     dry_run="All")
+    assert stored["spec"] == body["spec"]
+

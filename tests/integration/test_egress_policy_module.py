@@ -456,6 +456,14 @@ def test_restricted_user_with_the_shipped_rbac(policy, controlplane):
                              kubeconfig=restricted, check=True))["changed"] is True
         users = {w.user for w in policy.writes(mark, dry_run=True)}
         assert users == {controlplane.restricted_user}
+        # the grants let the module check a tls.credentialName Secret (metadata only)
+        mutual = entry("partner", "api.partner.example", 80, "HTTP",
+                       https_upgrade={"enabled": True, "port": 443},
+                       tls={"mode": "MUTUAL", "credential_name": "no-such-secret"})
+        refused = policy.run(policy.params(rule(policy.ns, mutual)), kubeconfig=restricted,
+                             check=True)
+        assert refused["failed"] is True
+        assert "Secret istio-egress/no-such-secret does not exist" in refused["msg"]
         info = ok(policy.run({"name": policy.gateway}, module="servicemesh.egress.egress_policy_info",
                              kubeconfig=restricted))
         assert info["policies"][0]["in_sync"] is True

@@ -65,6 +65,7 @@ class FakeCluster:
         self.namespaces = set(namespaces)
         self.store = {}  # (plural, namespace, name) -> object
         self.requests = []
+        self.secret_reads = []
         self.fail = {}   # (method, name) -> (status, body), once
         self.rv = 0
 
@@ -91,6 +92,9 @@ class FakeCluster:
         if segments[:3] == ["api", "v1", "namespaces"] and len(segments) == 6 \
                 and segments[4] == "services":
             return self.service(method, segments[3], name, query, body)
+        if segments[:3] == ["api", "v1", "namespaces"] and len(segments) == 6 \
+                and segments[4] == "secrets":
+            return self.secret(method, segments[3], name, header_params or {})
         if segments[:3] == ["api", "v1", "namespaces"]:
             return Response(200, {"metadata": {"name": name}}) if name in self.namespaces \
                 else Response(404, {"reason": "NotFound", "message": "not found"})
@@ -110,6 +114,19 @@ class FakeCluster:
         if query.get("dryRun") != "All":
             self.store[key] = new
         return Response(200, new)
+
+    def secret(self, method, namespace, name, headers):
+        """Core Secrets: read as metadata only (what the module asks for); the Accept header of
+        every read is kept in ``secret_reads``."""
+        assert method == "GET"
+        self.secret_reads.append(headers.get("Accept"))
+        old = self.store.get(("secrets", namespace, name))
+        if old is None:
+            return Response(404, {"reason": "NotFound", "message": "secrets %r not found" % name})
+        if "as=PartialObjectMetadata" not in (headers.get("Accept") or ""):
+            return Response(200, copy.deepcopy(old))
+        return Response(200, {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                              "metadata": copy.deepcopy(old["metadata"])})
 
     def discovery(self):
         groups = {}

@@ -17,7 +17,8 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
 
-@pytest.mark.parametrize("name", SEEDS)
+# partner-tls: every extension of the last hop (tls, trafficPolicy, wildcard hosts)
+@pytest.mark.parametrize("name", SEEDS + ("partner-tls",))
 @pytest.mark.parametrize("file_name", ["policy.yaml", "resources.yaml", "routes.json",
                                        "routes.txt"])
 def test_golden(name, file_name):

@@ -118,7 +118,8 @@ def test_seed_2_sidecar_ports_and_tls_per_hop():
         ("w0", "s0", "plain HTTP :80"),
         ("s0", "g0", "Istio mTLS (ISTIO_MUTUAL) :80, SNI www.httpbin.org"),
         ("g0", "h0", "TLS origination :443, SNI www.httpbin.org"),
-        ("g0", "h1", "TLS origination :443, SNI www.httpbin.org, "
+        # the second host's own SNI (Istio's auto SNI), to the first host's address
+        ("g0", "h1", "TLS origination :443, SNI httpbin.org, "
                      "to the address of www.httpbin.org"),
         # HTTPS passthrough 443 -> 444 -> 443
         ("w0", "s0", "HTTPS :443 (the application's TLS)"),

@@ -13,7 +13,7 @@ def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
         "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports",
-        "egress_gateway_export_to", "egress_unknown_variables"}
+        "egress_gateway_export_to", "egress_unknown_variables", "egress_waypoint_secret_readers"}
 
 
 def test_egress_gateway_labels():
@@ -160,3 +160,15 @@ def test_egress_unknown_variables_warns_with_the_closest_name(monkeypatch):
         "role: egress_gateway_policy is not a variable of this role, and is ignored; did you "
         "mean egress_gateway_policies?",
         "role: zzz_unrelated is not a variable of this role, and is ignored"]
+
+
+def test_egress_waypoint_secret_readers_for_mutual_tls_in_ambient_mode():
+    mutual = params(http(https_upgrade={"enabled": True, "port": 443},
+                         tls={"mode": "MUTUAL", "credential_name": "partner-cert"}))
+    simple = params(http(https_upgrade={"enabled": True, "port": 443},
+                         tls={"mode": "SIMPLE", "credential_name": "ca"}), gateway="other")
+    readers = [{"name": "egressgateway-a-waypoint", "namespace": "istio-egress",
+                "service_account": "egressgateway-a-waypoint"}]
+    assert filters.egress_waypoint_secret_readers([mutual, simple, mutual]) == readers
+    assert filters.egress_waypoint_secret_readers(mutual) == readers
+    assert filters.egress_waypoint_secret_readers([simple]) == []

@@ -13,8 +13,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Source,
     Spelling,
     Target,
+    Tls,
+    TrafficPolicy,
     Waypoint,
     is_address,
+    is_wildcard,
 )
 
 
@@ -63,3 +66,19 @@ def test_every_model_object_is_read_only():
             delattr(obj, attribute)
     assert http.methods == ("GET",) and source.selector_text() == "app=a"
     assert [t.name for t in policy.targets()] == ["e"] and policy.written == {}
+
+
+def test_tls_traffic_policy_and_wildcards_of_a_target():
+    tls = Tls("MUTUAL", "cert", None, ["a.example.com"])
+    assert tls.subject_alt_names == ("a.example.com",)
+    with pytest.raises(AttributeError):
+        tls.mode = "SIMPLE"
+    pool = TrafficPolicy({"tcp": {"maxConnections": 1}})
+    assert pool.istio() == {"connectionPool": {"tcp": {"maxConnections": 1}}}
+    assert TrafficPolicy(outlier_detection={"interval": "1s"}).istio() == {
+        "outlierDetection": {"interval": "1s"}}
+    target = Target("e", ["www.example.com", "*.example.com"], Port("tcp", 5432, "TCP"), tls=tls,
+                    traffic_policy=pool)
+    assert target.wildcards == ("*.example.com",) and target.originates_tls
+    assert is_wildcard("*.example.com") and not is_wildcard("example.com")
+    assert not Target("p", ["p.io"], Port("http", 80, "HTTP")).originates_tls

@@ -55,6 +55,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Waypoint,
     is_address,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    read_tls,
+    read_traffic_policy,
+    wildcard_problem,
+)
 
 
 def is_resource(data):
@@ -323,6 +328,7 @@ def _read_target(reader, raw, path, rule_index):
         allowed = ("name", "hosts", "port", "byEgressGateway", "httpsUpgrade", "http")
     else:
         allowed = ("name", "hosts", "port", "gateway_port", "https_upgrade", "http")
+    allowed += ("tls", sp.key("traffic_policy"), sp.key("dynamic_dns"))
     reader.known_keys(data, path, allowed)
 
     name = reader.string(data.get("name"), path + ".name", required=True)
@@ -355,7 +361,7 @@ def _read_target(reader, raw, path, rule_index):
             reader.error(host_path, "%s is listed twice" % show(text))
             continue
         seen.add(text)
-        problem = host_problem(text, protocol)
+        problem = host_problem(text, protocol) or wildcard_problem(text, i)
         if problem:
             reader.error(host_path, problem)
         hosts.append(text)
@@ -386,10 +392,16 @@ def _read_target(reader, raw, path, rule_index):
     upgrade = _read_upgrade(reader, data.get(sp.key("https_upgrade")),
                             reader.sub(path, "https_upgrade"), port)
     http = _read_http(reader, data.get("http"), path + ".http", protocol)
+    tls = read_tls(reader, data.get("tls"), path + ".tls", protocol,
+                   bool(upgrade and upgrade.enabled), any(is_address(h) for h in hosts))
+    traffic_policy = read_traffic_policy(reader, data.get(sp.key("traffic_policy")),
+                                         reader.sub(path, "traffic_policy"), protocol)
+    dynamic_dns = reader.boolean(data.get(sp.key("dynamic_dns")), reader.sub(path, "dynamic_dns"))
 
     if name is None or port is None or not hosts:
         return None
-    return Target(name, hosts, port, gateway_port, upgrade, http, path, rule_index)
+    return Target(name, hosts, port, gateway_port, upgrade, http, path, rule_index, tls=tls,
+                  traffic_policy=traffic_policy, dynamic_dns=dynamic_dns)
 
 
 # Protocols people write for what the policy calls otherwise.

@@ -20,6 +20,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     PARAMS,
     RESOURCE,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    write_tls,
+    write_traffic_policy,
+)
 
 
 def _drop_none(mapping):
@@ -82,6 +86,14 @@ def _write_rules(policy, sp):
             http = _write_http(target.http, sp)
             if http is not None:
                 item["http"] = http
+            tls = write_tls(target.tls, sp)
+            if tls is not None:
+                item["tls"] = tls
+            traffic_policy = write_traffic_policy(target.traffic_policy, sp)
+            if traffic_policy is not None:
+                item[sp.key("traffic_policy")] = traffic_policy
+            if target.dynamic_dns is not None:
+                item[sp.key("dynamic_dns")] = target.dynamic_dns
             targets.append(item)
         out["to"] = targets
         rules.append(out)

@@ -27,6 +27,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     client_hosts,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import short_hash
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import is_wildcard
 
 
 def host_groups(policy, targets):
@@ -97,6 +98,10 @@ def client_objects(ctx, namespace, targets):
         if addresses:
             spec["resolution"] = "STATIC"
             spec["endpoints"] = [{"address": a.split("/")[0]} for a in addresses]
+        elif any(is_wildcard(h) for h in hosts):
+            # A wildcard cannot be resolved (Istio refuses DNS without endpoints); the route sends
+            # everything to the gateway anyway.
+            spec["resolution"] = "NONE"
         else:
             spec["resolution"] = "DNS"
         spec["exportTo"] = ["."]
