@@ -15,7 +15,7 @@ and field path), the differences the cut-over makes and the objects to delete af
 ``routes``     VirtualService routes: gateways, single destination, what cannot be expressed
 ``sidecar``    routes through an egress gateway (``gateway_side``: the gateway's half)
 ``ambient``    ServiceEntries bound to a waypoint
-``origination`` TLS origination and the last hop's traffic policy
+``origination`` TLS origination and the last hop's traffic policy (``tls``, ``trafficPolicy``)
 ``sources``    who may use each route
 ``build``      drafts -> the ``ASMEgressTrafficPolicy``, checked by the collection's loader
 ``report``     the report as data and as Markdown
@@ -34,7 +34,6 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.expand import r
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer import (
     ambient,
     build,
-    origination,
     sidecar,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer import (
@@ -135,6 +134,8 @@ def _global_differences(mode, placed, gateway, waypoint_difference):
         for draft in placed:
             old.setdefault(draft.gateway.ref, (draft.gateway_namespace, draft.gateway_labels))
         for ref, (namespace, labels) in old.items():
+            if ref == "Gateway %s/%s" % (EGRESS_NAMESPACE, gateway):
+                continue  # the policy's own gateway already
             found.append(OrderedDict([
                 ("what", "gateway"),
                 ("text", "the egress gateway moves from %s (pods %s in %s) to %s in %s: install "
@@ -194,9 +195,6 @@ def run_import(objects, gateway, sources=None, mode=None, source="objects",
         first = _one_waypoint([d for d in drafts if not d.skipped], ledger)
         if first is not None:
             waypoint, waypoint_difference = ambient.policy_waypoint(catalog, first)
-    for draft in drafts:
-        if not draft.skipped:
-            origination.carry(draft, ledger)
     errors = []
     for draft in drafts:
         if not draft.skipped:
@@ -209,9 +207,7 @@ def run_import(objects, gateway, sources=None, mode=None, source="objects",
     build.set_aside_conflicts(live + [d for d in drafts if d.skipped], ledger)
     live = [d for d in live if not d.skipped]
     build.assign_names(live, gateway)
-    loaded, resource, placed, errors = build.build(
-        live, gateway, chosen, waypoint, ledger, origination.MODEL_TLS,
-        origination.MODEL_TRAFFIC_POLICY)
+    loaded, resource, placed, errors = build.build(live, gateway, chosen, waypoint, ledger)
     if errors:
         raise ImportFailure(errors)
     if not placed:

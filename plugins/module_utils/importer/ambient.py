@@ -69,9 +69,12 @@ def recognize(catalog, ledger):
             continue
         hosts = [fqdn(h, se.namespace) for h in strings(se.spec.get("hosts"))]
         wild = [h for h in hosts if "*" in h]
-        if wild or not hosts:
-            ledger.skip(se, "spec.hosts", "wildcard hosts (%s): an entry needs concrete hosts"
-                        % ", ".join(wild) if wild else "no hosts")
+        dynamic = str(se.spec.get("resolution") or "").upper() == "DYNAMIC_DNS"
+        if not hosts or "*" in hosts or (wild and not dynamic):
+            ledger.skip(se, "spec.hosts", "wildcard hosts (%s) without resolution DYNAMIC_DNS: "
+                        "in ambient mode a policy's wildcard is resolved by the waypoint itself "
+                        "(dynamicDns); not imported" % ", ".join(wild) if hosts else
+                        "no hosts; not imported")
             continue
         for index, port in catalog.se_ports(se):
             drafts.append(_port_draft(catalog, ledger, se, waypoint, hosts, index, port))
@@ -88,6 +91,7 @@ def _port_draft(catalog, ledger, se, waypoint, hosts, index, port):
                   se.name, se)
     if entry_hosts is addresses:
         draft.addressed_host = hosts[0]
+    draft.dynamic_dns = any(h.startswith("*") for h in hosts)
     draft.gateway = waypoint
     draft.mesh_objects = [se]
     ledger.use(se, "spec.ports[%d]" % index, roles.WAYPOINT_BINDING, draft)
@@ -99,16 +103,7 @@ def _port_draft(catalog, ledger, se, waypoint, hosts, index, port):
         if (waypoint_obj.namespace, waypoint_obj.name) == waypoint:
             ledger.use(waypoint_obj, "spec", roles.WAYPOINT, draft)
     target_port = port.get("targetPort")
-    mode = None
-    rules = catalog.rules_for(hosts[0], waypoint[0])
-    if rules:
-        rule = rules[0]
-        tls, tls_path = catalog.tls_towards(rule, number)
-        if tls is not None:
-            mode = origination(tls, hosts, rule, tls_path, ledger, draft)
-        traffic_policy(rule, number, rule, ledger, draft)
-        ledger.use(rule, tls_path or "spec", roles.WAYPOINT_ORIGINATION if mode else
-                   roles.LAST_HOP, draft)
+    mode = _last_hop(catalog, ledger, draft, se, hosts, waypoint, number)
     if draft.skipped:
         return draft
     if protocol == "HTTP" and mode in ("SIMPLE", "MUTUAL"):
@@ -118,9 +113,10 @@ def _port_draft(catalog, ledger, se, waypoint, hosts, index, port):
                         "another port; not imported", draft)
             return draft
         draft.upgrade_port = target_port
-    elif mode is not None:
-        ledger.skip(se, "spec.ports[%d]" % index, "the waypoint adds TLS (%s) to %s traffic, "
-                    "which the policy does not do; not imported" % (mode, protocol), draft)
+    elif mode is not None and protocol == "HTTPS":
+        ledger.skip(se, "spec.ports[%d]" % index, "the waypoint adds TLS (%s) around the "
+                    "application's own TLS, which the policy does not do; not imported" % mode,
+                    draft)
         return draft
     elif isinstance(target_port, int) and target_port != number:
         ledger.skip(se, "spec.ports[%d].targetPort" % index, "the waypoint sends the traffic "
@@ -131,6 +127,41 @@ def _port_draft(catalog, ledger, se, waypoint, hosts, index, port):
     if protocol == "HTTP":
         _waypoint_routes(catalog, ledger, draft, hosts)
     return draft
+
+
+def _last_hop(catalog, ledger, draft, se, hosts, waypoint, number):
+    """TLS and traffic policy of the waypoint's hop to each host (a DestinationRule per host):
+    the hosts of one ServiceEntry port must agree, since an entry has one setting."""
+    seen = []
+    mode = None
+    for host in hosts:
+        probe = Draft("ambient", [host], draft.port, draft.name_hint, se)
+        probe.addressed_host = draft.addressed_host
+        rules = catalog.rules_for(host, waypoint[0])
+        if rules:
+            rule = rules[0]
+            tls, tls_path = catalog.tls_towards(rule, number)
+            if tls is not None:
+                mode = origination(tls, probe, rule, tls_path, ledger)
+            traffic_policy(rule, number, ledger, probe)
+            ledger.use(rule, tls_path or "spec", roles.WAYPOINT_ORIGINATION if mode else
+                       roles.LAST_HOP, draft)
+        if probe.skipped:
+            ledger.skip(probe.skipped[0], probe.skipped[1], probe.skipped[2], draft)
+            return mode
+        seen.append((probe.tls, probe.traffic_policy, probe))
+    if any((s[0], s[1]) != (seen[0][0], seen[0][1]) for s in seen):
+        ledger.skip(se, "spec.hosts", "the DestinationRules of its hosts set different TLS or "
+                    "traffic policies; an entry has one; not imported", draft)
+        return mode
+    probe = seen[0][2]
+    draft.tls, draft.tls_origin = probe.tls, probe.tls_origin
+    draft.traffic_policy, draft.traffic_origin = probe.traffic_policy, probe.traffic_origin
+    for item in seen:
+        for difference in item[2].differences:
+            if difference not in draft.differences:
+                draft.differences.append(difference)
+    return mode
 
 
 def _waypoint_routes(catalog, ledger, draft, hosts):

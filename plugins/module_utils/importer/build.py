@@ -19,6 +19,9 @@ from collections import OrderedDict
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import load
+from ansible_collections.servicemesh.egress.plugins.module_utils.importer.objects import (
+    host_matches,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import EGRESS_NAMESPACE
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import is_dns_label
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import (
@@ -52,6 +55,8 @@ def merge(drafts, ledger):
             key = (id(draft),)
         groups.setdefault(key, []).append(draft)
     merged = []
+    if drafts and drafts[0].mode == "ambient":
+        return _wildcards_into_entries(drafts, ledger)
     for members in groups.values():
         first = members[0]
         if len(members) > 1 and len(set(_sameness(d) for d in members)) > 1:
@@ -63,6 +68,7 @@ def merge(drafts, ledger):
             merged.append(first)
             continue
         for other in members[1:]:
+            other.joined = first
             for host in other.hosts:
                 if host not in first.hosts:
                     first.hosts.append(host)
@@ -88,15 +94,45 @@ def merge(drafts, ledger):
 
 
 def _last_hop_first(draft, ledger):
-    """The host the gateway sends an entry's traffic to must be one of its hosts, and first."""
+    """The host the gateway sends an entry's traffic to must be one of its hosts, or one its
+    wildcard hosts cover (then it is added: the wildcard routed it already), and first."""
     if draft.last_hop is None:
         return
     vs, path, host = draft.last_hop
-    if host not in draft.hosts:
+    covered = any(h.startswith("*.") and host_matches(h, host) for h in draft.hosts)
+    if host not in draft.hosts and not covered:
         ledger.skip(vs, path, "sends %s to %s, another host: an entry sends its hosts to the "
                     "first of them; not imported" % (", ".join(draft.hosts), host), draft)
         return
     draft.hosts = [host] + [h for h in draft.hosts if h != host]
+
+
+def _wildcards_into_entries(drafts, ledger):
+    """Ambient mode: a ServiceEntry of wildcard hosts joins the entry of a concrete host with the
+    same port, settings and sources (an entry's first host is concrete)."""
+    concrete = [d for d in drafts if not d.hosts[0].startswith("*")]
+    out = []
+    for draft in drafts:
+        if not draft.hosts[0].startswith("*"):
+            out.append(draft)
+            continue
+        key = (_sameness(draft), _sources_key(draft))
+        home = next((d for d in concrete if (_sameness(d), _sources_key(d)) == key), None)
+        if home is None:
+            ledger.skip(draft.anchor, "spec.hosts", "wildcard hosts %s: an entry's first host "
+                        "is concrete, and no ServiceEntry of a concrete host has the same port, "
+                        "settings and sources to join; not imported"
+                        % ", ".join(draft.hosts), draft)
+            continue
+        home.hosts.extend(h for h in draft.hosts if h not in home.hosts)
+        home.dynamic_dns = home.dynamic_dns or draft.dynamic_dns
+        home.merged.append(draft.anchor)
+        draft.joined = home
+    return out
+
+
+def _sources_key(draft):
+    return tuple(sorted(_source_key(s) for s in draft.sources or []))
 
 
 def set_aside_conflicts(drafts, ledger):
@@ -142,7 +178,7 @@ def assign_names(drafts, gateway):
         draft.name = candidate
 
 
-def _entry(draft, with_tls, with_traffic_policy):
+def _entry(draft):
     port_name = draft.port["name"] if is_dns_label(draft.port["name"]) else \
         draft.protocol.lower()
     entry = OrderedDict([
@@ -158,14 +194,16 @@ def _entry(draft, with_tls, with_traffic_policy):
     if draft.http and draft.protocol == "HTTP":
         order = ("methods", "pathPrefixes", "timeout", "retries")
         entry["http"] = OrderedDict((k, draft.http[k]) for k in order if k in draft.http)
-    if with_tls and draft.tls is not None:
+    if draft.tls is not None:
         entry["tls"] = draft.tls
-    if with_traffic_policy and draft.traffic_policy is not None:
+    if draft.traffic_policy is not None:
         entry["trafficPolicy"] = draft.traffic_policy
+    if draft.dynamic_dns:
+        entry["dynamicDns"] = True
     return entry
 
 
-def resource(drafts, gateway, mode, waypoint, with_tls=False, with_traffic_policy=False):
+def resource(drafts, gateway, mode, waypoint):
     """The ASMEgressTrafficPolicy of ``drafts``: one rule per set of sources, in draft order.
     Returns ``(resource, [(rule index, entry index, draft)])``."""
     rules = OrderedDict()
@@ -182,7 +220,7 @@ def resource(drafts, gateway, mode, waypoint, with_tls=False, with_traffic_polic
     for rule_index, (sources, members) in enumerate(rules.values()):
         to = []
         for entry_index, draft in enumerate(members):
-            to.append(_entry(draft, with_tls, with_traffic_policy))
+            to.append(_entry(draft))
             places.append((rule_index, entry_index, draft))
         spec["egressRules"].append(OrderedDict([
             ("from", [OrderedDict(s) for s in sources]), ("to", to)]))
@@ -193,14 +231,14 @@ def resource(drafts, gateway, mode, waypoint, with_tls=False, with_traffic_polic
     ]), places
 
 
-def build(drafts, gateway, mode, waypoint, ledger, with_tls=False, with_traffic_policy=False):
+def build(drafts, gateway, mode, waypoint, ledger):
     """``(loaded, resource, placed drafts, errors)``: the policy of the importable drafts,
     loaded by the collection's own loader. An entry the loader refuses is set aside with the
     loader's reason and the rest is loaded again; ``errors`` are the loader's errors that no
     entry explains (then ``loaded`` is None)."""
     pending = [d for d in drafts if not d.skipped]
     while pending:
-        data, places = resource(pending, gateway, mode, waypoint, with_tls, with_traffic_policy)
+        data, places = resource(pending, gateway, mode, waypoint)
         try:
             return load(data), data, pending, []
         except PolicyError as exc:

@@ -61,6 +61,7 @@ class Draft:
         self.tls_origin = None        # (obj, path) the tls settings came from
         self.traffic_policy = None
         self.traffic_origin = None    # (obj, path) the trafficPolicy came from
+        self.dynamic_dns = False      # ambient: wildcard hosts the waypoint resolves itself
         self.http = OrderedDict()
         self.sources = None
         self.sources_from = None
@@ -69,11 +70,16 @@ class Draft:
         self.differences = []         # [{"what": ..., "text": ..., ...}]
         self.skipped = None           # (obj, path, why) when the draft is not imported
         self.merged = []              # the objects of the drafts merged into this one
+        self.joined = None            # the draft this one was merged into
         self.name = None
 
     @property
     def protocol(self):
         return self.port["protocol"]
+
+    def owner(self):
+        """The draft that carries this one into the policy (itself, or the one it joined)."""
+        return self.joined.owner() if self.joined is not None else self
 
     def key(self):
         return (tuple(self.hosts), self.port["number"])

@@ -319,10 +319,10 @@ def _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port, gateway)
         rule = rules[0]
         tls, tls_path = catalog.tls_towards(rule, port, subset)
         if tls is not None:
-            mode = origination(tls, draft.hosts, rule, tls_path, ledger, draft)
+            mode = origination(tls, draft, rule, tls_path, ledger)
             if draft.skipped:
                 return
-        traffic_policy(rule, port, rule, ledger, draft)
+        traffic_policy(rule, port, ledger, draft)
         ledger.use(rule, tls_path or "spec", roles.ORIGINATION if mode else roles.LAST_HOP,
                    draft)
     number = draft.port["number"]
@@ -334,9 +334,9 @@ def _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port, gateway)
             return
         draft.upgrade_port = port
         return
-    if mode is not None:
-        ledger.skip(vs, path, "the gateway adds TLS (%s) to %s traffic, which the policy does not "
-                    "do; not imported" % (mode, draft.protocol), draft)
+    if mode is not None and draft.protocol == "HTTPS":
+        ledger.skip(vs, path, "the gateway adds TLS (%s) around the application's own TLS, which "
+                    "the policy does not do; not imported" % mode, draft)
         return
     if port != number:
         ledger.skip(vs, path + ".route[0].destination.port", "the gateway sends the traffic to "

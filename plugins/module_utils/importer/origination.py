@@ -2,14 +2,14 @@
 # Copyright: servicemesh.egress contributors
 # Apache License 2.0 (see LICENSE)
 """TLS origination and the last hop's traffic policy, read from the DestinationRule of the
-external host: what the policy's ``https_upgrade`` carries by itself (``SIMPLE``, SNI = the first
-host, the system CA bundle), what needs the entry's ``tls`` and ``trafficPolicy`` fields, and
-what no policy field holds.
+external host into the entry's ``tls`` and ``trafficPolicy``.
 
-Whether the policy model has ``tls`` and ``trafficPolicy`` on an entry is decided once, here
-(:data:`MODEL_TLS`, :data:`MODEL_TRAFFIC_POLICY`): without them those settings are reported as not
-carried over (and a ``MUTUAL`` origination is not imported: without its client certificate the
-external host would refuse the connection).
+An entry without ``tls`` originates what an ``httpsUpgrade`` does by itself: ``SIMPLE``, the
+system CA bundle, and an SNI the mode chooses (sidecar mode: the entry's host when it has one,
+else each request's own Host; ambient mode: the host). ``tls`` is written when the
+DestinationRule's settings differ from that (a client certificate, another SNI, subject
+alternative names, or Istio's automatic SNI and name check where the policy would set an SNI),
+and always for TCP, whose only TLS is ``tls``. What no policy field holds is reported.
 
 Pure Python: no Ansible, no Kubernetes client; Python 3.8 syntax.
 """
@@ -26,15 +26,14 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.object
     strings,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import SYSTEM_CA_BUNDLE
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import Target
-
-MODEL_TLS = "tls" in Target.__slots__
-MODEL_TRAFFIC_POLICY = "traffic_policy" in Target.__slots__
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    TRAFFIC_POLICY_FIELDS,
+)
 
 # DestinationRule tls fields no policy field holds, and why that matters.
 _UNHELD = {
     "caCertificates": "the policy verifies the external host against the proxy image's CA "
-                      "bundle (%s)" % SYSTEM_CA_BUNDLE,
+                      "bundle (%s), or the CA of its credentialName Secret" % SYSTEM_CA_BUNDLE,
     "caCrl": "the policy sets no certificate revocation list",
     "insecureSkipVerify": "the policy always verifies the external host's certificate",
     "clientCertificate": "a client certificate from a file in the gateway pod: the policy takes "
@@ -42,14 +41,20 @@ _UNHELD = {
     "privateKey": "a private key from a file in the gateway pod: the policy takes client "
                   "certificates from a Secret (credentialName) only",
 }
-# trafficPolicy fields an entry's trafficPolicy holds.
-TRAFFIC_FIELDS = ("connectionPool", "outlierDetection")
 
 
-def origination(tls, hosts, obj, path, ledger, draft):
-    """Read a DestinationRule's ``tls`` for the last hop: the mode (``SIMPLE``, ``MUTUAL``) or
-    None (no TLS added). Sets ``draft.tls`` (resource spelling) when the settings differ from
-    what an upgrade does by itself; records fields no policy field holds."""
+def default_sni(mode, hosts):
+    """The SNI an entry without ``tls`` sends: sidecar mode its one host (several hosts: each
+    request's own, by Istio's automatic SNI, None here); ambient mode the host."""
+    if mode == "ambient" or len(hosts) == 1:
+        return hosts[0]
+    return None
+
+
+def origination(tls, draft, obj, path, ledger):
+    """Read a DestinationRule's ``tls`` for the last hop of ``draft``: the mode (``SIMPLE``,
+    ``MUTUAL``), or None (no TLS added). Sets ``draft.tls`` (resource spelling) when an entry
+    without ``tls`` would originate something else; records fields no policy field holds."""
     tls = mapping(tls)
     mode = str(tls.get("mode") or "DISABLE").upper()
     if mode == "DISABLE":
@@ -59,7 +64,7 @@ def origination(tls, hosts, obj, path, ledger, draft):
                     "is not part of the mesh; not imported", draft)
         return mode
     if mode not in ("SIMPLE", "MUTUAL"):
-        ledger.skip(obj, path + ".mode", "unknown TLS mode %s" % mode, draft)
+        ledger.skip(obj, path + ".mode", "unknown TLS mode %s; not imported" % mode, draft)
         return mode
     for key in sorted(tls):
         if key == "caCertificates" and tls[key] in (SYSTEM_CA_BUNDLE, ""):
@@ -68,80 +73,89 @@ def origination(tls, hosts, obj, path, ledger, draft):
             continue
         if key in _UNHELD:
             ledger.lose(obj, "%s.%s" % (path, key), _UNHELD[key], draft)
+    if mode == "MUTUAL" and not tls.get("credentialName"):
+        ledger.skip(obj, path, "MUTUAL without credentialName (a client certificate from "
+                    "files): the policy takes the client certificate from a Secret; not "
+                    "imported", draft)
+        return mode
     settings = OrderedDict([("mode", mode)])
     if tls.get("credentialName"):
         settings["credentialName"] = tls["credentialName"]
-    sni = tls.get("sni")
+    sni = tls.get("sni") or None
     if sni:
         settings["sni"] = sni
-    elif len(hosts) > 1:
-        draft.differ("sni", "%s sets no sni, so Envoy sends each request's Host as SNI; the "
-                     "policy sends %s for every host of the entry" % (obj.at(path), hosts[0]),
-                     hosts=list(hosts[1:]))
     names = strings(tls.get("subjectAltNames"))
     if names:
         settings["subjectAltNames"] = names
-    if mode == "MUTUAL" and not tls.get("credentialName"):
-        ledger.skip(obj, path, "MUTUAL without credentialName (client certificate from files): "
-                    "the policy takes the client certificate from a Secret; not imported", draft)
-    default = list(settings) == ["mode"] or (
-        list(settings) == ["mode", "sni"] and settings["sni"] == hosts[0])
-    if mode == "SIMPLE" and default:
-        return mode
-    draft.tls = settings
     draft.tls_origin = (obj, path)
+    if draft.protocol != "TCP" and list(settings) == ["mode"] and mode == "SIMPLE" and \
+            default_sni(draft.mode, draft.hosts) is None:
+        return mode  # Istio's automatic SNI and name check, as an entry without tls does
+    if draft.protocol != "TCP" and list(settings) == ["mode", "sni"] and mode == "SIMPLE" and \
+            sni == default_sni(draft.mode, draft.hosts):
+        return mode  # the SNI an entry without tls sends
+    draft.tls = settings
+    if sni and not names:
+        draft.differ("validation", "%s checks the external host's certificate against its CA "
+                     "only; the policy also checks that it names %s" % (obj.at(path), sni),
+                     hosts=list(draft.hosts))
+    if draft.protocol == "TCP" and not sni:
+        if draft.addressed_host:
+            ledger.skip(obj, path, "TLS for TCP by address without an sni: the policy needs the "
+                        "name the external host's certificate carries; not imported", draft)
+        else:
+            draft.differ("sni", "the gateway's TCP proxy sent no SNI; the policy sends %s and "
+                         "checks the certificate names it" % draft.hosts[0],
+                         hosts=list(draft.hosts))
     return mode
 
 
-def traffic_policy(dr, port, obj, ledger, draft):
+def _known(value, table, path, obj, ledger, draft):
+    """``value`` without the fields the policy's trafficPolicy does not hold (reported)."""
+    out = OrderedDict()
+    fields = dict((f[0], f[2]) for f in table)
+    for key in value:
+        sub = "%s.%s" % (path, key)
+        if key not in fields:
+            ledger.lose(obj, sub, "no field of the entry's trafficPolicy holds it", draft)
+        elif isinstance(fields[key], tuple):
+            nested = _known(mapping(value[key]), fields[key], sub, obj, ledger, draft)
+            if nested:
+                out[key] = nested
+        else:
+            out[key] = value[key]
+    return out
+
+
+def traffic_policy(dr, port, ledger, draft):
     """Read the last hop's ``connectionPool`` and ``outlierDetection`` (the port's own settings
-    win) into ``draft.traffic_policy``; other trafficPolicy fields are recorded as not carried."""
+    win) into ``draft.traffic_policy``; other fields are recorded as not carried."""
     top = mapping(dr.spec.get("trafficPolicy"))
     found = OrderedDict()
+    where = OrderedDict()
     for index, setting in enumerate(sequence(top.get("portLevelSettings"))):
         setting = mapping(setting)
         if mapping(setting.get("port")).get("number") != port:
             continue
-        for key in sorted(setting):
-            if key in TRAFFIC_FIELDS:
-                found[key] = setting[key]
+        base = "spec.trafficPolicy.portLevelSettings[%d]" % index
+        for key in setting:
+            if key in ("connectionPool", "outlierDetection"):
+                found[key], where[key] = setting[key], "%s.%s" % (base, key)
             elif key not in ("port", "tls"):
-                ledger.lose(obj, "spec.trafficPolicy.portLevelSettings[%d].%s" % (index, key),
-                            "no policy field holds it", draft)
-    for key in sorted(top):
-        if key in TRAFFIC_FIELDS:
-            found.setdefault(key, top[key])
+                ledger.lose(dr, "%s.%s" % (base, key), "no field of the entry holds it", draft)
+    for key in top:
+        if key in ("connectionPool", "outlierDetection"):
+            if key not in found:
+                found[key], where[key] = top[key], "spec.trafficPolicy.%s" % key
         elif key not in ("portLevelSettings", "tls"):
-            ledger.lose(obj, "spec.trafficPolicy.%s" % key, "no policy field holds it", draft)
-    if found:
-        draft.traffic_policy = found
-        draft.traffic_origin = (obj, "spec.trafficPolicy")
-
-
-def carry(draft, ledger):
-    """Keep ``draft.tls`` and ``draft.traffic_policy`` where the model holds them; otherwise
-    report them as not carried over (a MUTUAL origination is then not imported)."""
-    origin = draft.tls_origin or (draft.anchor, "spec")
-    if draft.tls is not None and not MODEL_TLS:
-        if draft.tls["mode"] == "MUTUAL":
-            ledger.skip(origin[0], origin[1] + ".mode", "MUTUAL TLS origination (a client "
-                        "certificate from %s) needs the entry's tls field, which this version "
-                        "of the collection does not have; not imported"
-                        % draft.tls.get("credentialName"), draft)
-        else:
-            for key in ("credentialName", "sni", "subjectAltNames"):
-                if key in draft.tls:
-                    ledger.lose(origin[0], "%s.%s" % (origin[1], key),
-                                "needs the entry's tls field, which this version of the "
-                                "collection does not have", draft)
-            if "sni" in draft.tls:
-                draft.differ("sni", "the external host sees SNI %s instead of %s"
-                             % (draft.hosts[0], draft.tls["sni"]), hosts=list(draft.hosts))
-        draft.tls = None
-    if draft.traffic_policy is not None and not MODEL_TRAFFIC_POLICY:
-        where = draft.traffic_origin or origin
-        for key in draft.traffic_policy:
-            ledger.lose(where[0], "%s.%s" % (where[1], key),
-                        "needs the entry's trafficPolicy field, which this version of the "
-                        "collection does not have", draft)
-        draft.traffic_policy = None
+            ledger.lose(dr, "spec.trafficPolicy.%s" % key, "no field of the entry holds it",
+                        draft)
+    table = dict((f[0], f[2]) for f in TRAFFIC_POLICY_FIELDS)
+    kept = OrderedDict()
+    for key, value in found.items():
+        value = _known(mapping(value), table[key], where[key], dr, ledger, draft)
+        if value:
+            kept[key] = value
+    if kept:
+        draft.traffic_policy = kept
+        draft.traffic_origin = (dr, "spec.trafficPolicy")

@@ -85,12 +85,12 @@ def _covers(path, part):
 
 def _object_record(obj, ledger, placed, mode, waypoint):
     uses = [u for u in ledger.uses if u[0] is obj]
-    imported = [u for u in uses if id(u[3]) in placed]
-    failed = [u for u in uses if id(u[3]) not in placed]
+    imported = [u for u in uses if id(u[3].owner()) in placed]
+    failed = [u for u in uses if id(u[3].owner()) not in placed]
     skips = [s for s in ledger.skipped if s[0] is obj]
     touched = [u[1] for u in uses] + [s[1] for s in skips]
     uncovered = [p for p in _parts(obj) if not any(_covers(t, p) for t in touched)]
-    entries = list(OrderedDict.fromkeys(u[3].name for u in imported))
+    entries = list(OrderedDict.fromkeys(u[3].owner().name for u in imported))
     record = OrderedDict([
         ("object", obj.ref), ("kind", obj.kind), ("api_version", obj.api_version),
         ("namespace", obj.namespace), ("name", obj.name), ("entries", entries),
@@ -139,7 +139,7 @@ def build_report(ledger, drafts, placed, resource, mode, gateway, catalog, warni
             ("sources", [_source_text(s) for s in draft.sources]),
             ("sources_from", draft.sources_from),
             ("objects", list(OrderedDict.fromkeys(
-                u[0].ref for u in ledger.uses if u[3] is draft))),
+                u[0].ref for u in ledger.uses if u[3].owner() is draft))),
         ]))
     found = list(differences)
     for draft in placed:
@@ -159,10 +159,9 @@ def build_report(ledger, drafts, placed, resource, mode, gateway, catalog, warni
     not_imported = [OrderedDict([("object", o.ref), ("path", p), ("why", w)])
                     for o, p, w, d in ledger.skipped]
     not_carried = [OrderedDict([("object", o.ref), ("path", p), ("why", w),
-                                ("entry", d.name if d is not None and id(d) in placed_ids
-                                 else None)])
+                                ("entry", d.owner().name if d is not None else None)])
                    for o, p, w, d in ledger.not_carried
-                   if d is None or id(d) in placed_ids]
+                   if d is None or id(d.owner()) in placed_ids]
     return OrderedDict([
         ("gateway", gateway), ("mode", mode),
         ("summary", OrderedDict([

@@ -98,9 +98,9 @@ def _route_hosts(catalog, ledger, vs, kind, match, match_path, hosts):
         hosts = sni
     chosen = []
     for host in hosts:
-        if "*" in host:
-            ledger.skip(vs, "spec.hosts", "wildcard host %s: an entry needs concrete hosts, "
-                        "list them" % host)
+        if host == "*":
+            ledger.skip(vs, "spec.hosts", "routes every host (*): an entry needs a concrete "
+                        "host first; not imported")
             return None
         if not catalog.declares(host):
             ledger.skip(vs, "spec.hosts", "routes %s, a host no ServiceEntry declares: the "
