@@ -195,15 +195,23 @@ def run_import(objects, gateway, sources=None, mode=None, source="objects",
         first = _one_waypoint([d for d in drafts if not d.skipped], ledger)
         if first is not None:
             waypoint, waypoint_difference = ambient.policy_waypoint(catalog, first)
+    live = [d for d in drafts if not d.skipped]
+    if chosen == "sidecar":
+        # the sidecar sides of one gateway route (one per namespace, or per group of hosts) are
+        # one entry: merged first, so that their sources are those of the whole entry
+        for draft in live:
+            draft.visibility = admission.draft_visibility(draft)
+        live = build.merge(live, ledger)
     errors = []
-    for draft in drafts:
+    for draft in live:
         if not draft.skipped:
             error = admission.decide(catalog, ledger, draft, user_sources)
             if error:
                 errors.append(error)
     if errors:
         raise ImportFailure(errors)
-    live = build.merge([d for d in drafts if not d.skipped], ledger)
+    if chosen == "ambient":
+        live = build.join_wildcards([d for d in live if not d.skipped], ledger)
     build.set_aside_conflicts(live + [d for d in drafts if d.skipped], ledger)
     live = [d for d in live if not d.skipped]
     build.assign_names(live, gateway)

@@ -44,9 +44,10 @@ def _sameness(draft):
 
 
 def merge(drafts, ledger):
-    """One draft per entry: the sidecar sides of one gateway-side route (one per namespace or
-    per group of hosts, as a per-namespace layout writes them) become one entry with all their
-    hosts and sources. Drafts that share a gateway route but differ otherwise are not imported."""
+    """Sidecar mode, one draft per entry: the sidecar sides of one gateway-side route (one per
+    namespace or per group of hosts, as a per-namespace layout writes them) become one entry with
+    all their hosts, seen by every namespace that saw one of them. Drafts that share a gateway
+    route but differ otherwise, or that one namespace sees twice for a host, are not imported."""
     groups = OrderedDict()
     for draft in drafts:
         if draft.mode == "sidecar" and draft.gateway_route is not None:
@@ -55,9 +56,10 @@ def merge(drafts, ledger):
             key = (id(draft),)
         groups.setdefault(key, []).append(draft)
     merged = []
-    if drafts and drafts[0].mode == "ambient":
-        return _wildcards_into_entries(drafts, ledger)
     for members in groups.values():
+        if _competing(members, ledger):
+            merged.extend(members)
+            continue
         first = members[0]
         if len(members) > 1 and len(set(_sameness(d) for d in members)) > 1:
             for draft in members:
@@ -75,15 +77,13 @@ def merge(drafts, ledger):
             for obj in other.mesh_objects:
                 if obj not in first.mesh_objects:
                     first.mesh_objects.append(obj)
-            for source in other.sources or []:
-                if source not in first.sources:
-                    first.sources.append(source)
+            first.visibility = first.visibility | other.visibility
             for difference in other.differences:
                 if difference not in first.differences:
                     first.differences.append(difference)
         host_sets = set(tuple(sorted(d.hosts)) for d in members)
-        source_sets = set(tuple(sorted(_source_key(s) for s in d.sources or [])) for d in members)
-        if len(host_sets) > 1 and len(source_sets) > 1:
+        seen_sets = set(d.visibility.text() for d in members)
+        if len(host_sets) > 1 and len(seen_sets) > 1:
             ledger.lose(first.anchor, "spec.hosts", "the namespaces of %s route different hosts "
                         "of one gateway route; the entry grants every host to every source"
                         % ", ".join(d.anchor.ref for d in members), first)
@@ -91,6 +91,32 @@ def merge(drafts, ledger):
         _last_hop_first(first, ledger)
         merged.append(first)
     return merged
+
+
+def _overlap(a, b):
+    """Whether two visibilities share a namespace (None: not known, taken as every namespace)."""
+    if a is None or a.every:
+        return b is None or b.every or bool(b.names)
+    if b is None or b.every:
+        return bool(a.names)
+    return bool(a.names & b.names)
+
+
+def _competing(members, ledger):
+    """Sidecar sides of one gateway route that some namespace sees twice for one host: two
+    routes for one host and port (which one Istio uses is not defined). All are set aside."""
+    found = False
+    for index, draft in enumerate(members):
+        for other in members[index + 1:]:
+            common = set(draft.hosts) & set(other.hosts)
+            if common and _overlap(draft.visibility, other.visibility):
+                for one, two in ((draft, other), (other, draft)):
+                    ledger.skip(one.anchor, "spec", "%s port %d is also routed by %s, for "
+                                "namespaces that see both: two routes for one host and port, "
+                                "which one applies is a guess; not imported"
+                                % (sorted(common)[0], one.port["number"], two.anchor.ref), one)
+                found = True
+    return found
 
 
 def _last_hop_first(draft, ledger):
@@ -107,7 +133,7 @@ def _last_hop_first(draft, ledger):
     draft.hosts = [host] + [h for h in draft.hosts if h != host]
 
 
-def _wildcards_into_entries(drafts, ledger):
+def join_wildcards(drafts, ledger):
     """Ambient mode: a ServiceEntry of wildcard hosts joins the entry of a concrete host with the
     same port, settings and sources (an entry's first host is concrete)."""
     concrete = [d for d in drafts if not d.hosts[0].startswith("*")]

@@ -95,13 +95,15 @@ def _covers(vs, kind, match, names):
     return all(any(host_matches(p, name) for p in patterns) for name in names)
 
 
-def candidates(catalog, draft, service, hop, missing):
+def candidates(catalog, draft, service, hop, missing, hidden):
     """Every gateway-side route that could take the draft's traffic on its gateway port:
     ``[(vs, kind, route, path, gateway, server index, mutual)]``, whatever TLS the sidecar's
     hop has; ``missing`` collects the Gateways such routes bind that the input lacks.
 
     ``hop`` is ``(mutual, sni)`` of the sidecar's hop: a server that ends Istio mutual TLS is
-    chosen by that SNI, and its TCP routes by it too; other servers by the hosts themselves."""
+    chosen by that SNI, and its TCP routes by it too; other servers by the hosts themselves.
+    ``hidden`` collects the VirtualServices such routes are in that the gateway's namespace
+    (``draft.gateway_namespace``) does not see."""
     names = [draft.addressed_host] if draft.addressed_host else draft.hosts
     port = draft.gateway_port
     found = []
@@ -121,7 +123,9 @@ def candidates(catalog, draft, service, hop, missing):
                             if _covers(vs, kind, match, names):
                                 missing.add(ref)
                             continue
-                        if not visibility(vs).sees(gateway.namespace):
+                        if not visibility(vs).sees(draft.gateway_namespace):
+                            if _covers(vs, kind, match, names):
+                                hidden.add(vs.ref)
                             continue
                         if service is not None and not selects(
                                 mapping(service.spec.get("selector")),
@@ -156,9 +160,10 @@ def gateway_side(catalog, ledger, draft, service_host, subset, mesh_vs):
     hop = _sidecar_hop(catalog, ledger, draft, service_host, subset, mesh_vs)
     if hop is None:
         return
-    missing = set()
+    missing, hidden = set(), set()
     service = catalog.service_for(service_host)
-    every = candidates(catalog, draft, service, hop, missing)
+    draft.gateway_namespace = service_namespace(service_host)
+    every = candidates(catalog, draft, service, hop, missing, hidden)
     found = [f for f in every if f[6] == hop[0]]
     names = draft.addressed_host or ", ".join(draft.hosts)
     if not found and every:
@@ -177,6 +182,9 @@ def gateway_side(catalog, ledger, draft, service_host, subset, mesh_vs):
         if missing:
             why += "; Gateways named by routes but not in the input: %s" % ", ".join(
                 sorted(missing))
+        if hidden:
+            why += "; not exported to the gateway's namespace %s, so the gateway does not see " \
+                   "them: %s" % (draft.gateway_namespace, ", ".join(sorted(hidden)))
         ledger.skip(mesh_vs, "spec", why + "; not imported", draft)
         return
     if len(found) > 1:
@@ -188,7 +196,6 @@ def gateway_side(catalog, ledger, draft, service_host, subset, mesh_vs):
     vs, kind, route, path, gateway, server_index, mutual = found[0]
     draft.gateway = gateway
     draft.gateway_labels = catalog.gateway_pods_labels(gateway)
-    draft.gateway_namespace = service_namespace(service_host) or gateway.namespace
     draft.mtls_sni = hop[1]
     draft.gateway_route = (vs.ref, path)
     ledger.use(vs, path, roles.GATEWAY_ROUTE, draft)
@@ -252,11 +259,11 @@ def _onward(catalog, ledger, draft, vs, kind, route, path, gateway):
     if problem is not None:
         ledger.skip(vs, problem[0], problem[1] + "; not imported", draft)
         return
-    entries = catalog.entries_for(host, gateway.namespace)
+    entries = catalog.entries_for(host, draft.gateway_namespace)
     if not entries:
         ledger.skip(vs, path + ".route[0].destination.host", "%s: no ServiceEntry visible to the "
-                    "gateway's namespace %s declares it; not imported" % (host, gateway.namespace),
-                    draft)
+                    "gateway's namespace %s declares it; not imported"
+                    % (host, draft.gateway_namespace), draft)
         return
     se = entries[0]
     if port is None and len(catalog.se_ports(se)) == 1:
@@ -269,7 +276,7 @@ def _onward(catalog, ledger, draft, vs, kind, route, path, gateway):
     ledger.use(se, "spec.ports[%d]" % index, roles.REGISTRY, draft)
     if not _last_hop_host(ledger, draft, vs, path, host, se):
         return
-    _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port, gateway)
+    _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port)
     if kind == "http":
         _gateway_http(vs, route, path, draft, ledger)
 
@@ -312,8 +319,8 @@ def _last_hop_host(ledger, draft, vs, path, host, se):
     return True
 
 
-def _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port, gateway):
-    rules = catalog.rules_for(host, gateway.namespace)
+def _last_hop_tls(catalog, ledger, draft, vs, path, host, subset, port):
+    rules = catalog.rules_for(host, draft.gateway_namespace)
     mode = None
     if rules:
         rule = rules[0]

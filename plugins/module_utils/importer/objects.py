@@ -224,6 +224,11 @@ class Visibility:
             return self
         return Visibility(False, self.names & other.names)
 
+    def __or__(self, other):
+        if self.every or other.every:
+            return Visibility(True)
+        return Visibility(False, self.names | other.names)
+
     def text(self):
         return "every namespace" if self.every else ", ".join(sorted(self.names)) or "no namespace"
 

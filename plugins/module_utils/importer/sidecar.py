@@ -173,8 +173,10 @@ def _draft(catalog, vs, kind, hosts, number, se_name):
     protocol = _KIND_PROTOCOL[kind]
     name = se_name if isinstance(se_name, str) and se_name else protocol.lower()
     se = catalog.entry_for(hosts[0], vs.namespace)
+    declared = set(h.lower() for h in strings(se.spec.get("hosts")))
+    hint = se.name if declared == set(hosts) else hosts[0].lstrip("*.")
     draft = Draft("sidecar", hosts, {"name": name, "number": number, "protocol": protocol},
-                  se.name, vs)
+                  hint, vs)
     draft.mesh_objects = [vs] + [catalog.entry_for(h, vs.namespace) for h in hosts]
     return draft
 

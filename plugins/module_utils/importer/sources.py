@@ -231,12 +231,12 @@ def narrow(catalog, ledger, draft, sources):
     names = [draft.addressed_host] if draft.addressed_host else draft.hosts
 
     port = draft.port["number"]
+    kinds = ("ServiceEntry", "VirtualService")
 
     def imports(sidecar):
-        return all(any(sidecar_imports(sidecar, obj.namespace, name, port) for obj in
-                       draft.mesh_objects[1:]) and
-                   sidecar_imports(sidecar, draft.mesh_objects[0].namespace, name, port)
-                   for name in names)
+        return all(any(sidecar_imports(sidecar, obj.namespace, name, port)
+                       for obj in draft.mesh_objects if obj.kind == kind)
+                   for name in names for kind in kinds)
 
     out = []
     for source in sources:
@@ -270,8 +270,9 @@ def narrow(catalog, ledger, draft, sources):
 def decide(catalog, ledger, draft, user_sources):
     """Set ``draft.sources`` and ``draft.sources_from``; returns an error text when the draft
     has no source (None otherwise)."""
-    seen = draft_visibility(draft)
-    draft.visibility = seen
+    if draft.visibility is None:
+        draft.visibility = draft_visibility(draft)
+    seen = draft.visibility
     own = draft.gateway_namespace if draft.mode == "sidecar" else draft.gateway[0]
     sources, refs = from_policies(catalog, ledger, draft)
     if sources is not None:
