@@ -38,7 +38,8 @@ def _source_key(source):
 
 def _sameness(draft):
     """What must agree between drafts merged into one entry."""
-    return json.dumps([draft.protocol, draft.gateway_port, draft.upgrade_port, draft.tls,
+    return json.dumps([draft.port["number"], draft.protocol, draft.gateway_port,
+                       draft.upgrade_port, draft.tls,
                        draft.traffic_policy, draft.http,
                        draft.last_hop[2] if draft.last_hop else None], sort_keys=True)
 

@@ -26,6 +26,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.object
     strings,
     visibility,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.importer.objects import (
+    service_namespace as fqdn_namespace,
+)
 
 # ServiceEntry port protocols -> the policy's (Istio's names; anything else is plain TCP).
 HTTP_PROTOCOLS = ("HTTP", "HTTP2", "GRPC", "GRPC-WEB")
@@ -120,20 +123,35 @@ class Catalog:
 
     # ------------------------------------------------------------------ DestinationRules
 
-    def rules_for(self, host, viewer):
-        """DestinationRules for ``host`` that a proxy in namespace ``viewer`` uses, most specific
-        first: Istio looks in the proxy's namespace, then the host's, then the root namespace."""
-        matching = []
-        for dr in self.destination_rules:
-            pattern = fqdn(dr.spec.get("host") or "", dr.namespace)
-            if pattern and host_matches(pattern, host) and visibility(dr).sees(viewer):
-                exact = pattern == host.lower()
-                if dr.namespace == viewer:
-                    order = 0
-                else:
-                    order = 2 if dr.namespace == self.root_namespace else 1
-                matching.append((not exact, order, dr.namespace, dr.name, dr))
-        return [m[-1] for m in sorted(matching, key=lambda m: m[:4])]
+    def rules_for(self, host, viewer, service_namespace=None):
+        """The DestinationRules a proxy in namespace ``viewer`` applies to ``host``, as Istio
+        looks them up: those of the proxy's own namespace, else those the host's namespace
+        (``service_namespace``: its Service's, or its ServiceEntry's) exports to the proxy, else
+        those the root namespace exports to it; within one namespace the most specific host
+        (exact before wildcard, longer wildcard first). Several rules for the same host in one
+        namespace are merged by Istio; they are all returned."""
+        if service_namespace is None:
+            se = self.entry_for(host, viewer)
+            service_namespace = fqdn_namespace(host) or (se.namespace if se else None)
+        steps = [viewer] if viewer != self.root_namespace else [self.root_namespace]
+        steps += [service_namespace, self.root_namespace]
+        for index, namespace in enumerate(steps):
+            if namespace is None:
+                continue
+            found = []
+            for dr in self.destination_rules:
+                if dr.namespace != namespace:
+                    continue
+                seen = visibility(dr)
+                if index > 0 and not seen.sees(viewer):
+                    continue
+                pattern = fqdn(dr.spec.get("host") or "", dr.namespace)
+                if pattern and host_matches(pattern, host):
+                    found.append((pattern != host.lower(), -len(pattern), dr.name, dr))
+            if found:
+                best = min(f[:2] for f in found)
+                return [f[-1] for f in sorted(found, key=lambda f: f[:3]) if f[:2] == best]
+        return []
 
     @staticmethod
     def subset(dr, name):

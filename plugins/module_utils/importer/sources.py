@@ -291,7 +291,7 @@ def decide(catalog, ledger, draft, user_sources):
                         % (draft.describe(), ", ".join(refs), "s" if len(refs) == 1 else ""),
                         draft)
             return None
-        draft.sources, draft.sources_from = kept, "AuthorizationPolicy " + ", ".join(refs)
+        draft.sources, draft.sources_from = kept, ", ".join(refs)
     elif not seen.every:
         names = sorted(n for n in seen.names if n != own)
         if not names:

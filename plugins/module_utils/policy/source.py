@@ -114,19 +114,19 @@ def load_documents(text, source="objects"):
         raise PolicyError(["%s: not valid YAML: %s" % (source, _yaml_problem(exc))])
 
 
-def read_text_file(path, field="src"):
-    """The UTF-8 text of the file ``path``; a PolicyError naming ``field`` when it cannot be
+def read_text_file(path):
+    """The UTF-8 text of the file ``path`` (a module's ``src``); a PolicyError when it cannot be
     read or is not UTF-8."""
     try:
         with open(os.path.expanduser(path), "rb") as f:
             raw = f.read()
     except (IOError, OSError) as exc:
-        raise PolicyError(["%s: cannot read %s: %s" % (field, path, exc.strerror or exc)])
+        raise PolicyError(["src: cannot read %s: %s" % (path, exc.strerror or exc)])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(["%s: %s is not UTF-8 text (byte 0x%02x at position %d): save it "
-                           "as UTF-8" % (field, path, raw[exc.start], exc.start)])
+        raise PolicyError(["src: %s is not UTF-8 text (byte 0x%02x at position %d): save it "
+                           "as UTF-8" % (path, raw[exc.start], exc.start)])
 
 
 class _DuplicateKey(ValueError):
