@@ -275,7 +275,7 @@ options:
           dynamic_dns:
             description:
               - Ambient mode, wildcard hosts - the waypoint resolves each name under the wildcard
-                itself (a ServiceEntry with C(resolution: DYNAMIC_DNS); Istio 1.28 or later for
+                itself (a ServiceEntry with resolution C(DYNAMIC_DNS); Istio 1.28 or later for
                 HTTP, 1.29.1 with istiod's C(ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS=true)
                 for HTTPS). Required for wildcard hosts in ambient mode; refused in sidecar mode,
                 where every name goes to the first host's address.

@@ -80,8 +80,9 @@ def actual_lines(kind, result):
 
 @pytest.mark.parametrize("kind", GUIDE_KINDS)
 def test_user_guide_covers_every_seed_in_both_modes(kind):
-    documented = sorted(tuple(args) for args, dummy in guide_blocks(kind))
-    assert documented == sorted((f, m) for f in SEED_FILES for m in MODES)
+    documented = set(tuple(args) for args, dummy in guide_blocks(kind))
+    missing = set((f, m) for f in SEED_FILES for m in MODES) - documented
+    assert not missing
 
 
 @pytest.mark.parametrize("kind", GUIDE_KINDS)
