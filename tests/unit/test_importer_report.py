@@ -16,7 +16,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.report
 def test_every_input_object_is_in_the_report_with_what_happens_to_it_after_the_cut_over():
     report = imported("fault-and-mirror", sources=["default"]).report
     assert report["summary"] == {"entries": 1, "objects": 6, "not_imported": 2,
-                                 "not_carried": 0, "differences": 3, "delete": 1}
+                                 "not_carried": 0, "differences": 4, "delete": 1}
+    (kept,) = [d for d in report["differences"] if d["what"] == "kept-registration"]
+    assert kept["hosts"] == ["c.example.com"] and kept["port"] == 80
+    assert kept["text"].startswith("ServiceEntry default/apis stays (not all of it was imported)")
     records = dict((o["object"], o) for o in report["objects"])
     clean = records["VirtualService default/c-through-egress-gateway"]
     assert clean["action"] == "delete" and clean["entries"] == ["c-example-com"]
@@ -75,3 +78,10 @@ def test_the_markdown_report_has_every_section_and_the_delete_commands_in_order(
     assert "# step 1: right after the policy is applied" in text
     assert "Nothing: keep the hand-written objects" in report_markdown(
         build_report(Ledger(), [], [], None, "sidecar", "egw", None))
+
+
+def test_a_deleted_service_entry_port_without_an_imported_route_is_a_declared_direct_path():
+    report = imported("tls-origination", sources=["default"]).report
+    (direct,) = [d for d in report["differences"] if d["what"] == "direct"]
+    assert direct["hosts"] == ["catalog.example.org"] and direct["port"] == 443
+    assert "a direct path past the egress gateway" in direct["text"]

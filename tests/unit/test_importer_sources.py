@@ -49,7 +49,7 @@ def test_policies_that_apply_to_the_gateway_pods():
 
 
 def test_sources_from_namespaces_principals_and_l7_limits_of_the_admitting_rules():
-    objects = recipe("http-gateway") + [policy([
+    objects = recipe("http-gateway-mutual") + [policy([
         {"from": [{"source": {"namespaces": ["shop"], "ipBlocks": ["10.0.0.0/8"]}},
                   {"source": {"principals": ["cluster.local/ns/audit/sa/reader", "odd"]}}],
          "to": [{"operation": {"ports": ["80"], "hosts": ["weather.example.com"],
@@ -68,6 +68,18 @@ def test_sources_from_namespaces_principals_and_l7_limits_of_the_admitting_rules
         "spec.rules[0].from[1].source.principals"]
     assert [p for o, p, r, d in ledger.uses if o.kind == "AuthorizationPolicy"] == [
         "spec.rules[0]"]
+
+
+def test_identities_over_a_plain_text_hop_admit_nobody_and_say_so():
+    objects = recipe("http-gateway") + [policy([
+        {"from": [{"source": {"namespaces": ["shop"]}}],
+         "to": [{"operation": {"ports": ["80"]}}]}], selector={"istio": "egressgateway"})]
+    catalog, draft, ledger = setup(objects)
+    sources, refs = from_policies(catalog, ledger, draft)
+    assert sources == []
+    (note,) = [n for n in ledger.notes if "Istio mutual TLS" in n[1]]
+    assert "spec.rules[0]: names sources by identity" in note[1]
+    assert "admits nobody there today" in note[1]
 
 
 def test_a_rule_admitting_any_source_leaves_sources_to_export_to():

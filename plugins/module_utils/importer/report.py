@@ -141,7 +141,7 @@ def build_report(ledger, drafts, placed, resource, mode, gateway, catalog, warni
             ("objects", list(OrderedDict.fromkeys(
                 u[0].ref for u in ledger.uses if u[3].owner() is draft))),
         ]))
-    found = list(differences)
+    found = list(differences) + _direct_paths(ledger, objects, placed)
     for draft in placed:
         for difference in draft.differences:
             item = OrderedDict([("entry", draft.name)])
@@ -173,6 +173,61 @@ def build_report(ledger, drafts, placed, resource, mode, gateway, catalog, warni
         ("ignored", [OrderedDict([("object", r), ("why", w)]) for r, w in ledger.ignored]),
         ("warnings", list(warnings)),
     ])
+
+
+def _direct_paths(ledger, records, placed):
+    """The ports a deleted ServiceEntry registered for workloads without an imported route on
+    them (TLS origination's port, typically): a direct path past the gateway that the cut-over
+    closes."""
+    deleted = set(r["object"] for r in records if r["action"] == DELETE)
+    kept = set(r["object"] for r in records if r["action"] == KEEP)
+    client_ports = {}
+    for draft in placed:
+        for host in draft.hosts:
+            client_ports.setdefault(host, set()).add(draft.port["number"])
+    found = []
+    for obj in ledger.objects.values():
+        if obj.kind != "ServiceEntry":
+            continue
+        hosts = [h.lower() for h in sequence(obj.spec.get("hosts")) if isinstance(h, str)]
+        addresses = [a for a in sequence(obj.spec.get("addresses")) if isinstance(a, str)]
+        if obj.ref in kept:
+            found.extend(_kept_registrations(obj, hosts, addresses, client_ports))
+        if obj.ref not in deleted:
+            continue
+        for port in sequence(obj.spec.get("ports")):
+            number = mapping(port).get("number")
+            keys = addresses or hosts
+            if not isinstance(number, int) or all(number in client_ports.get(k, ()) for k in keys):
+                continue
+            found.append(OrderedDict([
+                ("what", "direct"),
+                ("text", "%s registered %s port %d for the workloads that see it, a direct path "
+                         "past the egress gateway (only the gateway's last hop needed it); after "
+                         "the cut-over only the gateway reaches it" % (
+                             obj.ref, ", ".join(hosts), number)),
+                ("hosts", hosts + [a for a in addresses if a not in hosts]),
+                ("port", number)]))
+    return found
+
+
+def _kept_registrations(obj, hosts, addresses, client_ports):
+    """A ServiceEntry that stays (some of its hosts or ports were not imported) still registers
+    the hosts the policy now routes: for the workloads that see it, a path past the gateway."""
+    found = []
+    for port in sequence(obj.spec.get("ports")):
+        number = mapping(port).get("number")
+        routed = [k for k in addresses + hosts if number in client_ports.get(k, ())]
+        if not isinstance(number, int) or not routed:
+            continue
+        found.append(OrderedDict([
+            ("what", "kept-registration"),
+            ("text", "%s stays (not all of it was imported) and still registers %s port %d, "
+                     "which the policy now routes: for the workloads that see it, a path past "
+                     "the egress gateway; remove those hosts from it after the cut-over"
+                     % (obj.ref, ", ".join(routed), number)),
+            ("hosts", routed), ("port", number)]))
+    return found
 
 
 def catalog_objects(catalog):

@@ -125,11 +125,17 @@ def _when_applies(rule, draft, ap, path, ledger):
 
 def _rule_sources(ap, rule, path, ledger, draft):
     """``OrderedDict(namespace -> set of service accounts or None for the whole namespace)``,
-    or None when the rule admits any source."""
+    or None when the rule admits any source. Identities (namespaces, principals) reach the
+    gateway only over Istio mutual TLS: over a plain-text hop such a rule admits nobody."""
     froms = [mapping(f) for f in sequence(rule.get("from"))]
     if not froms:
         return None
     admitted = OrderedDict()
+    if draft.mode == "sidecar" and not draft.mtls_sni:
+        ledger.note(ap, "%s: names sources by identity, which the gateway learns only over "
+                        "Istio mutual TLS; the hop from the sidecars to it is plain text for %s, "
+                        "so the rule admits nobody there today" % (path, draft.describe()))
+        return admitted
     for index, item in enumerate(froms):
         source = mapping(item.get("source"))
         where = "%s.from[%d].source" % (path, index)
@@ -301,6 +307,11 @@ def decide(catalog, ledger, draft, user_sources):
             return None
         draft.sources = [OrderedDict([("namespace", n)]) for n in names]
         draft.sources_from = "exportTo (%s)" % ", ".join(o.ref for o in draft.mesh_objects)
+        if own in seen.names:
+            draft.differ("sources", "namespace %s, the gateway's own, saw the route to %s; the "
+                         "policy does not admit it" % (own, draft.describe()),
+                         namespaces=list(names), hosts=list(draft.hosts),
+                         port=draft.port["number"])
     elif user_sources:
         draft.sources = [OrderedDict([("namespace", n)]) for n in user_sources]
         draft.sources_from = "the sources given to the import"
