@@ -3,6 +3,8 @@
 #   make meshcheck-build            build (or reuse) the cached meshcheck binary
 #   make verify-mesh                render the seed examples and check them
 #   make verify-mesh POLICY=FILE    render one policy file and check it
+#   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR]
+#                                   import hand-written objects and prove the import equivalent
 #   make meshcheck-test             the pytest suite around meshcheck
 
 MESHCHECK_BUILD := tests/meshcheck/build.sh
@@ -15,7 +17,7 @@ else
 MESHCHECK_POLICIES := $(sort $(wildcard playbooks/examples/seed-*.yaml))
 endif
 
-.PHONY: meshcheck-build verify-mesh meshcheck-test
+.PHONY: meshcheck-build verify-mesh verify-import meshcheck-test
 meshcheck-build: ## build (or reuse) the cached meshcheck binary
 	@$(MESHCHECK_BUILD) >/dev/null
 
@@ -29,5 +31,11 @@ verify-mesh: collection ## Istio's generator on the seed renders [POLICY=FILE]
 	done; \
 	"$$mc" "$${dirs[@]}"
 
+verify-import: collection ## import SRC and prove it equivalent (meshcheck -equiv): SRC=FILE GATEWAY=NAME [SOURCES=]
+	@test -n "$(SRC)" || { echo "make verify-import: SRC=FILE is required" >&2; exit 2; }
+	@test -n "$(GATEWAY)" || { echo "make verify-import: GATEWAY=NAME is required" >&2; exit 2; }
+	$(BIN)/python scripts/verify-import $(abspath $(SRC)) $(abspath $(OUT)) \
+	  --gateway $(GATEWAY) --sources "$(SOURCES)"
+
 meshcheck-test: collection meshcheck-build ## the pytest suite around meshcheck
-	$(PYTEST) tests/integration/test_meshcheck.py
+	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_import.py

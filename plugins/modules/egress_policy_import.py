@@ -83,7 +83,7 @@ options:
     type: str
   src:
     description:
-      - A YAML (or JSON) file holding the objects, several documents or C(kind: List) objects, as
+      - A YAML (or JSON) file holding the objects - several documents, or C(List) objects as
         C(kubectl get -o yaml) writes them. A relative path is taken from the current directory.
       - Mutually exclusive with O(definitions), O(namespaces) and O(label_selector).
     type: path

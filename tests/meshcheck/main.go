@@ -39,6 +39,8 @@ func main() {
 	noAnalyze := flag.Bool("no-analyzers", false, "skip Istio's analyzers")
 	cost := flag.Bool("cost", false, "measure instead of check: the configuration size and generation time of the proxies each DIR's cost.json lists (cost.go)")
 	runs := flag.Int("runs", 5, "with -cost: generations per proxy (the median time is reported)")
+	equiv := flag.Bool("equiv", false, "compare instead of check: meshcheck -equiv ORIGINAL.yaml RENDER_DIR, the hand-written objects against the render of the policy imported from them (equiv.go)")
+	report := flag.String("report", "", "with -equiv: the import's import-report.json (default: next to RENDER_DIR)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: meshcheck [flags] DIR...\n\nEach DIR holds policy.yaml, resources.yaml and routes.json as rendered by scripts/render-policy.\n\n")
 		flag.PrintDefaults()
@@ -55,6 +57,9 @@ func main() {
 	quietIstio(*verbose)
 	if *cost {
 		os.Exit(runCost(flag.Args(), *runs))
+	}
+	if *equiv {
+		os.Exit(runEquiv(flag.Args(), *report, *outbound, *verbose))
 	}
 
 	start := time.Now()

@@ -30,9 +30,10 @@ RULES = [
     (r"^make (docs|docs-check|package|package-test|demo-installed|changelog-check)\b",
      "a suite of make test runs it (docs-check generates the reference into build/ and "
      "compares; package-test)"),
-    (r"^make (demo|render|help|docs|env)\b", LOCAL),
+    (r"^make (demo|render|import|help|docs|env)\b", LOCAL),
     (r"^source <\(make -s env\)$", LOCAL),
     (r"^ansible-playbook (playbooks/render\.yml|servicemesh\.egress\.render)\b", LOCAL),
+    (r"^ansible-playbook (playbooks/import\.yml|servicemesh\.egress\.import)\b", LOCAL),
     (r"^ansible-doc servicemesh\.egress\.", LOCAL),
     (r"^scripts/render-policy ", LOCAL),
     (r"^ansible-playbook (playbooks/egress\.yml|servicemesh\.egress\.egress)\b", CLUSTER),
