@@ -47,7 +47,7 @@ def _plain(value):
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (str, bytes)):
-        return str(to_text(value))
+        return str.__str__(to_text(value))
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -60,9 +60,12 @@ def _plain(value):
 
 
 def _data(value):
-    """A mapping as it is; text is parsed as one strict YAML document."""
+    """A mapping as it is; text is parsed as one strict YAML document. Text is made a plain str
+    first: ansible-core before 2.19 hands lookups over as AnsibleUnsafeText, a subclass of str
+    that libyaml's parser refuses ("a string or stream input is required") and whose str()
+    returns itself, hence str.__str__."""
     if isinstance(value, (str, bytes)):
-        return load_yaml(to_text(value), "policy text")
+        return load_yaml(str.__str__(to_text(value)), "policy text")
     return _plain(value)
 
 

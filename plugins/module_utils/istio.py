@@ -57,6 +57,16 @@ def unique_port_names(targets):
     return names
 
 
+def virtual_service_hosts(hosts):
+    """A VirtualService's ``hosts`` from an entry's: without the names a wildcard of the list
+    already covers (``www.example.com`` beside ``*.example.com``). Istio's validation refuses a
+    VirtualService whose hosts match each other ("duplicate hosts in virtual service"), and the
+    wildcard routes the covered names the same way."""
+    wildcards = [h[1:] for h in hosts if h.startswith("*.")]
+    return [h for h in hosts
+            if not any(h != "*" + suffix and h.endswith(suffix) for suffix in wildcards)]
+
+
 def with_http_settings(route, http):
     """``route`` (a VirtualService HTTP route) with the entry's timeout and retries, if any."""
     if http is None:
@@ -76,13 +86,15 @@ def with_http_settings(route, http):
 def origination_tls(target, host, sni=None):
     """The DestinationRule ``tls`` of the TLS an entry's last hop originates toward ``host``.
 
-    A plain ``httpsUpgrade`` (no ``tls`` written) is SIMPLE with the system CA bundle and the
-    ``sni`` the mode gives (None: the request's own host, by Istio's auto SNI, with auto SAN
-    validation of the certificate against it). With ``tls`` written: its mode, its Secret
-    (``credentialName``, which then also holds the CA: Istio allows no ``caCertificates`` beside
-    it) or the system bundle, its ``sni`` (a TCP entry's default is ``host``: a TCP proxy sends
-    no SNI of its own) and its ``subjectAltNames``, which default to the SNI so that a fixed SNI
-    never turns off the certificate's name check.
+    ``sni`` is the SNI the mode gives when ``tls.sni`` is not written: the one host the rule
+    serves (a one-host entry through the gateway, a host's own DestinationRule in ambient mode),
+    or None for the request's own host (Istio's auto SNI, with auto SAN validation of the
+    certificate against it). A plain ``httpsUpgrade`` (no ``tls`` written) is SIMPLE with the
+    system CA bundle and that SNI. With ``tls`` written: its mode, its Secret (``credentialName``;
+    Istio then takes the server's CA from the Secret's ``ca.crt`` and allows no
+    ``caCertificates`` beside it) or the system bundle, its ``sni`` (else the mode's; a TCP
+    entry's default is ``host``: a TCP proxy sends no SNI of its own) and its ``subjectAltNames``,
+    which default to the SNI so that a fixed SNI never turns off the certificate's name check.
     """
     tls = target.tls
     out = OrderedDict([("mode", tls.mode if tls is not None else "SIMPLE")])
@@ -95,7 +107,7 @@ def origination_tls(target, host, sni=None):
         out["credentialName"] = tls.credential_name
     else:
         out["caCertificates"] = SYSTEM_CA_BUNDLE
-    sni = tls.sni or (host if target.protocol == TCP else None)
+    sni = tls.sni or sni or (host if target.protocol == TCP else None)
     if sni is not None:
         out["sni"] = sni
     names = list(tls.subject_alt_names) or ([sni] if sni is not None else [])

@@ -342,6 +342,9 @@ options:
       - V(both) applies the resource and the Istio objects. The resource then keeps the source
         of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift,
         missing objects included.
+      - With V(crd) and V(both) (and V(auto) where it stores the resource), a C(to) entry may list
+        at most 50 hosts (ASM's limit for its resource), and after applying the module writes the
+        resource's C(status.status) and C(status.message); see RV(policy_status).
     type: str
     choices: [auto, expanded, crd, both]
     default: auto
@@ -367,7 +370,16 @@ requirements:
   - PyYAML
 notes:
   - Check mode (C(--check)) sends every write as a server-side dry run (C(dryRun=All)); the API
-    server validates and admits it but stores nothing.
+    server validates and admits it but stores nothing. The policy resource's status is not
+    written in check mode (RV(policy_status) says whether it would be).
+  - "With O(output=crd) or O(output=both), the stored C(ASMEgressTrafficPolicy) gets a status
+    after each apply, as ASM's controller writes one: C(status.status) is C(Applied),
+    C(Warning) (applied, with warnings), C(Failed) or, with O(output=crd), C(Stored), and
+    C(status.message) says how many objects were applied and lists the warnings, or gives the
+    error. C(kubectl get asmegresstrafficpolicies -n istio-egress) shows both. It is written
+    through the C(status) subresource only when it changes, and only for the spec this run
+    stored; a status another controller writes is left alone. Writing it needs C(patch) on
+    C(asmegresstrafficpolicies/status); without it the module warns and the apply stands."
   - Diff mode (C(--diff)) returns the before and after state of every object that changes,
     created and deleted ones included.
   - Objects are applied kind by kind (ServiceEntry and DestinationRule first, Sidecars last);
@@ -499,6 +511,31 @@ routes:
   elements: str
   sample:
     - "mytest/app=sleep -> sidecar :80 -> gateway egressgateway-a :80 -> httpbin.org :443 (HTTP upgraded: TLS originated at the gateway, SNI httpbin.org)"
+policy_status:
+  description:
+    - The status of the stored policy resource after this run (O(output=crd) or O(output=both)),
+      and whether this run wrote it.
+  returned: when O(output=crd) or O(output=both) and the run stored the policy resource (or found
+    it unchanged), on failures too
+  type: dict
+  contains:
+    status:
+      description: V(Applied), V(Warning), V(Failed) or V(Stored).
+      type: str
+      sample: Applied
+    message:
+      description: Objects applied and warnings, or the error.
+      type: str
+      sample: 14 objects applied (sidecar mode, output both)
+    written:
+      description: Whether this run wrote it.
+      type: bool
+      sample: true
+    reason:
+      description: Why it was not written (V(unchanged), check mode, another field manager, or the
+        API server's refusal, which is also a warning).
+      type: str
+      sample: unchanged
 api_requests:
   description: Requests sent to the API server, by verb (reads included; dry runs count as writes).
   returned: success

@@ -386,16 +386,13 @@ func (w *eqWorld) vip(ns, host string) string {
 }
 
 func eqRun(sim *simulation.Simulation, call simulation.Call) (res simulation.Result, fc *listener.FilterChain) {
-	call.CustomListenerValidations = append(call.CustomListenerValidations, func(f *listener.FilterChain) error {
-		fc = f
-		return nil
-	})
 	defer func() {
 		if r := recover(); r != nil {
-			res = simulation.Result{Error: fmt.Errorf("simulation failed: %v", r)}
+			res, fc = simulation.Result{Error: fmt.Errorf("simulation failed: %v", r)}, nil
 		}
 	}()
-	return sim.Run(call), fc
+	res, fc = runCapture(sim, call)
+	return res, fc
 }
 
 func eqCluster(name string) (port int, subset, host string, ok bool) {

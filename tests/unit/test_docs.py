@@ -34,7 +34,8 @@ MODES = ("sidecar", "ambient")
 # The pure core: its messages are exercised by examples, not found by text.
 # The plugins' code whose messages come from module parameters, files or the cluster, never from
 # a policy's content: the kube layer, the modules' glue and the policy's sources.
-NOT_CORE = ("egress_apply.py", "egress_info.py", "runner.py", "source.py", "credentials.py")
+NOT_CORE = ("egress_apply.py", "egress_info.py", "egress_resource.py", "runner.py", "source.py",
+            "credentials.py")
 
 _FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
 

@@ -172,3 +172,16 @@ def test_egress_waypoint_secret_readers_for_mutual_tls_in_ambient_mode():
     assert filters.egress_waypoint_secret_readers([mutual, simple, mutual]) == readers
     assert filters.egress_waypoint_secret_readers(mutual) == readers
     assert filters.egress_waypoint_secret_readers([simple]) == []
+
+
+def test_policy_text_of_a_str_subclass_is_read():
+    # ansible-core 2.16-2.18 hand a lookup's text over as AnsibleUnsafeText (a str subclass),
+    # which libyaml's parser refuses unless it is made a plain str first
+    class UnsafeText(str):
+        # as AnsibleUnsafeText: str() keeps the subclass
+        def __str__(self):  # pylint: disable=invalid-str-returned
+            return self
+
+    with open(EXAMPLES + "/seed-2-https-upgrade.yaml", encoding="utf-8") as handle:
+        text = handle.read()
+    assert filters.egress_render(UnsafeText(text))["files"] == filters.egress_render(text)["files"]

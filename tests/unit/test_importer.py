@@ -82,13 +82,18 @@ def effective(data, mode=None):
                         target.http.timeout, None if retries is None else (
                             retries.attempts, retries.per_try_timeout, retries.retry_on))
                 http = None if http == ((), (), None, None) else http
-            tls = None
-            if target.tls is not None:
-                sni = target.tls.sni or (target.hosts[0] if target.protocol == "TCP" else None)
-                tls = (target.tls.mode, target.tls.credential_name, sni,
-                       tuple(target.tls.subject_alt_names) or ((sni,) if sni else ()))
             traffic = repr(target.traffic_policy.istio()) if target.traffic_policy else None
             for host in target.hosts:
+                tls = None
+                if target.tls is not None and not (
+                        sidecar and target.tls.mode == "SIMPLE" and target.upgraded and not (
+                            target.tls.credential_name or target.tls.sni
+                            or target.tls.subject_alt_names)):
+                    # (sidecar: an upgrade's plain SIMPLE renders as httpsUpgrade alone does)
+                    # without an sni the origination sends the name of the host it dials
+                    sni = target.tls.sni or (target.hosts[0] if sidecar else host)
+                    tls = (target.tls.mode, target.tls.credential_name, sni,
+                           tuple(target.tls.subject_alt_names) or (sni,))
                 key = (host, target.port.number)
                 assert key not in out, key
                 grants = {}

@@ -1,7 +1,7 @@
 """importer/ambient.py: ServiceEntries bound to a waypoint."""
 import copy
 
-from test_importer import recipe
+from test_importer import recipe, round_trip
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer.ambient import (
     policy_waypoint,
@@ -112,3 +112,15 @@ def test_the_policy_keeps_a_waypoint_that_accepts_its_service_entries():
     objects[0]["spec"]["listeners"][0]["allowedRoutes"] = {"namespaces": {"from": "All"}}
     assert policy_waypoint(catalog_of(objects), ("shared", "egress-waypoint")) == (
         {"name": "egress-waypoint", "namespace": "shared", "create": False}, None)
+
+
+def test_the_per_host_tls_of_a_waypoint_becomes_the_one_setting_of_the_entry():
+    data = {"gateway": "egw", "egress_rules": [{"from": [{"namespace": "ns-a"}], "to": [{
+        "name": "pair", "hosts": ["a.example.com", "b.example.com"],
+        "port": {"number": 80, "protocol": "HTTP"},
+        "https_upgrade": {"enabled": True, "port": 443},
+        "tls": {"mode": "SIMPLE", "subject_alt_names": ["a.example.com"]}}]}]}
+    result = round_trip(data, "ambient")
+    (entry,) = result.resource["spec"]["egressRules"][0]["to"]
+    # each host's DestinationRule sends its own name; the entry says it by leaving sni out
+    assert entry["tls"] == {"mode": "SIMPLE", "subjectAltNames": ["a.example.com"]}

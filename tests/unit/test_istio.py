@@ -13,6 +13,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     source_principals,
     unique_port_names,
     upstream_traffic_policy,
+    virtual_service_hosts,
     with_http_settings,
 )
 
@@ -68,8 +69,12 @@ def test_origination_tls_of_a_plain_upgrade_keeps_the_given_sni():
 
 def test_origination_tls_with_tls_written():
     mutual = _target(https_upgrade=UPGRADE, tls={"mode": "MUTUAL", "credential_name": "cert"})
+    # the mode's SNI (the one host the rule serves) when tls.sni is not written, checked too
     assert origination_tls(mutual, "example.com", sni="example.com") == {
-        "mode": "MUTUAL", "credentialName": "cert"}
+        "mode": "MUTUAL", "credentialName": "cert", "sni": "example.com",
+        "subjectAltNames": ["example.com"]}
+    # none: each request's own host (Istio's auto SNI and auto SAN)
+    assert origination_tls(mutual, "example.com") == {"mode": "MUTUAL", "credentialName": "cert"}
     fixed = _target(https_upgrade=UPGRADE, tls={"mode": "SIMPLE", "sni": "api.example.com"})
     # a fixed SNI checks the certificate against it (Istio would check nothing else)
     assert origination_tls(fixed, "example.com") == {
@@ -96,3 +101,12 @@ def test_upstream_traffic_policy_and_credential_names():
                          tcp(name="t2", hosts=["t2.example.com"], number=6379,
                              tls={"mode": "MUTUAL", "credential_name": "a"}))).policy
     assert credential_names(policy) == ["a", "b"]
+
+
+def test_virtual_service_hosts_leave_out_what_a_wildcard_covers():
+    # Istio refuses "duplicate hosts in virtual service" for names that match each other
+    assert virtual_service_hosts(["www.cdn.example", "*.cdn.example", "cdn.example"]) == [
+        "*.cdn.example", "cdn.example"]
+    assert virtual_service_hosts(["a.example", "*.b.a.example", "*.a.example"]) == [
+        "a.example", "*.a.example"]
+    assert virtual_service_hosts(["a.example", "b.example"]) == ["a.example", "b.example"]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import SEEDS, errors, example, http, https, params, tcp, warnings
+from helpers import SEEDS, check_golden, errors, example, http, https, params, tcp, warnings
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
@@ -353,13 +353,7 @@ def test_no_object_name_clashes_with_sidecar_mode():
                                        "routes.txt"])
 def test_golden(name, file_name):
     files = render_files(example(name), "ambient")[1]
-    path = os.path.join(GOLDEN, "ambient", name, file_name + ".golden")
-    if os.environ.get("UPDATE_GOLDEN"):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(files[file_name])
-    with open(path, encoding="utf-8") as handle:
-        assert files[file_name] == handle.read()
+    check_golden(os.path.join(GOLDEN, "ambient", name, file_name + ".golden"), files[file_name])
 
 
 @pytest.mark.parametrize("name", SEEDS)
@@ -867,7 +861,9 @@ def test_upstream_rules_carry_tls_and_connection_limits_per_host():
                  if o["kind"] == "DestinationRule")
     a = rules["egressgateway-a-svc-tls-" + short_hash("a.example.com", 8)]
     assert a["trafficPolicy"]["portLevelSettings"] == [{
-        "port": {"number": 80}, "tls": {"mode": "MUTUAL", "credentialName": "cert"},
+        "port": {"number": 80}, "tls": {"mode": "MUTUAL", "credentialName": "cert",
+                                        "sni": "a.example.com",
+                                        "subjectAltNames": ["a.example.com"]},
         "connectionPool": {"tcp": {"maxConnections": 10}},
         "outlierDetection": {"consecutive5xxErrors": 3}}]
     assert rules["egressgateway-a-svc-tcp-tls"]["trafficPolicy"]["portLevelSettings"] == [{
@@ -888,4 +884,3 @@ def test_upstream_rules_carry_tls_and_connection_limits_per_host():
         "istio-egress/cert only when the waypoint's ServiceAccount egressgateway-a-waypoint may "
         "list Secrets there; the egress_gateway role grants it (Role and RoleBinding "
         "egressgateway-a-waypoint-credentials), otherwise grant it yourself")
-

@@ -6,6 +6,11 @@ import pytest
 from helpers import errors, example, http, https, params, tcp
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    plain,
+    read_policy,
+    to_resource,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes import sidecar as sidecar_mode
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.client import (
     client_objects,
@@ -33,6 +38,8 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     upstream_protocol,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.selectors import (
+    can_select_one_pod,
+    selector_overlaps,
     sidecar_listeners,
     sidecar_objects,
     sidecar_plan,
@@ -522,6 +529,52 @@ def test_selector_building_blocks():
     assert found[0].startswith("namespace mytest: workload selectors are enforced by Sidecar")
 
 
+# ---------------------------------------------------------------------------- overlapping selectors
+
+
+def two_selectors(first, second, second_namespace="team-a"):
+    data = params(http(name="web", hosts=["a.example.com"]),
+                  sources=[{"namespace": "team-a", "workload_selector": first}])
+    data["egress_rules"].append({"from": [{"namespace": second_namespace,
+                                           "workload_selector": second}],
+                                 "to": [http(name="api", hosts=["b.example.com"])]})
+    return data
+
+
+def test_can_select_one_pod():
+    assert can_select_one_pod({"app": "a"}, {"app": "a", "tier": "t"})
+    assert can_select_one_pod({"app": "a"}, {"tier": "t"})  # a pod may carry both labels
+    assert not can_select_one_pod({"app": "a"}, {"app": "b", "tier": "t"})
+    assert not can_select_one_pod({"app": "a", "tier": "t"}, {"app": "a", "tier": "u"})
+
+
+def test_selectors_that_can_pick_one_pod_are_refused_naming_both():
+    """Istio applies one Sidecar per workload: a pod labelled app=a,tier=t picked by both
+    {app: a} and {app: a, tier: t} would silently lose one rule's hosts."""
+    data = two_selectors({"app": "a"}, {"app": "a", "tier": "t"})
+    assert errors(data) == [
+        "egress_rules[1].from[0].workload_selector: picks pods that "
+        "egress_rules[0].from[0].workload_selector also picks in namespace team-a (a pod "
+        "labelled app=a,tier=t); Istio applies one Sidecar per workload, so such a pod would "
+        "lose the hosts of one of them: make the selectors disjoint (a label both name, with "
+        "different values) or use one selector"]
+    resource = plain(to_resource(read_policy(data)[0]))
+    assert errors(resource)[0].startswith(
+        "spec.egressRules[1].from[0].workloadSelector: picks pods that "
+        "spec.egressRules[0].from[0].workloadSelector also picks in namespace team-a")
+    assert selector_overlaps(read_policy(data)[0]) == errors(data)
+    # labels that cannot meet, other namespaces, and one selector in two rules are fine
+    assert errors(two_selectors({"app": "a"}, {"app": "b", "tier": "t"})) == []
+    assert errors(two_selectors({"app": "a"}, {"app": "a", "tier": "t"}, "team-b")) == []
+    same = two_selectors({"app": "a"}, {"app": "a"})
+    assert errors(same) == []
+    (sidecar,) = [o for o in expand(same)[0] if o["kind"] == "Sidecar"
+                  and "workloadSelector" in o["spec"]]
+    assert sidecar["spec"]["egress"][-1]["hosts"][1:] == ["./a.example.com", "./b.example.com"]
+    # ambient mode enforces no selector: nothing to refuse
+    assert errors(data, "ambient") == []
+
+
 def test_mode_interface_functions(seed1):
     loaded = load(example("seed-1-http"))
     rendered = render(example("seed-1-http"))
@@ -559,7 +612,8 @@ def test_upstream_rule_merges_tls_and_connection_limits():
     assert [needs_upstream_rule(t) for t in (mutual, plain, pooled)] == [True, False, True]
     assert upstream_rule(ctx, mutual)["spec"] == {
         "host": upstream("svc"), "exportTo": ["."],
-        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": "cert"},
+        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": "cert", "sni": "example.com",
+                                  "subjectAltNames": ["example.com"]},
                           "connectionPool": {"tcp": {"maxConnections": 10}},
                           "outlierDetection": {"consecutiveGatewayErrors": 2}}}
     assert upstream_rule(ctx, pooled)["spec"]["trafficPolicy"] == {
@@ -621,4 +675,3 @@ def test_gateway_info_names_the_secrets_to_check():
     info = render(params(tcp(tls={"mode": "MUTUAL", "credential_name": "db-client"})))["gateway"]
     assert info["secrets"] == ["db-client"]
     assert "secrets" not in render(params(tcp()))["gateway"]
-

@@ -120,3 +120,12 @@ def test_read_text_file_names_the_field_and_the_problem(tmp_path):
     with pytest.raises(PolicyError) as caught:
         read_text_file(str(tmp_path / "missing.yaml"))
     assert caught.value.errors[0].startswith("src: cannot read ")
+
+
+def test_load_yaml_refuses_text_that_was_not_utf8():
+    """Ansible's file lookup turns undecodable bytes into lone surrogates: named, not a crash."""
+    text = b"gateway: \xff\xfe egress\n".decode("utf-8", "surrogateescape")
+    with pytest.raises(PolicyError) as raised:
+        load_yaml(text, "bad.yaml")
+    assert raised.value.errors == [
+        "bad.yaml: not UTF-8 text: byte 0xff at character 10 cannot be decoded"]

@@ -149,19 +149,37 @@ def _last_hop(catalog, ledger, draft, se, hosts, waypoint, number):
         if probe.skipped:
             ledger.skip(probe.skipped[0], probe.skipped[1], probe.skipped[2], draft)
             return mode
-        seen.append((probe.tls, probe.traffic_policy, probe))
-    if any((s[0], s[1]) != (seen[0][0], seen[0][1]) for s in seen):
+        seen.append((_tls_forms(probe.tls, host), probe.traffic_policy, probe))
+    common = [f for f in seen[0][0] if all(f in s[0] for s in seen)]
+    if not common or any(s[1] != seen[0][1] for s in seen):
         ledger.skip(se, "spec.hosts", "the DestinationRules of its hosts set different TLS or "
                     "traffic policies; an entry has one; not imported", draft)
         return mode
+    tls = common[0]
     probe = seen[0][2]
-    draft.tls, draft.tls_origin = probe.tls, probe.tls_origin
+    draft.tls, draft.tls_origin = tls, probe.tls_origin
     draft.traffic_policy, draft.traffic_origin = probe.traffic_policy, probe.traffic_origin
     for item in seen:
         for difference in item[2].differences:
             if difference not in draft.differences:
                 draft.differences.append(difference)
     return mode
+
+
+def _tls_forms(tls, host):
+    """The ways an entry's ``tls`` can say what one host's DestinationRule does, fewest fields
+    first: the entry's tls without ``sni`` sends each host's own name, and without
+    ``subjectAltNames`` checks the SNI."""
+    if not tls:
+        return [tls]
+    sni, names = tls.get("sni"), tls.get("subjectAltNames")
+    forms = []
+    for drop_sni in ((True, False) if sni == host else (False,)):
+        for drop_names in ((True, False) if names is not None and names == [sni] else (False,)):
+            forms.append(OrderedDict(
+                (k, v) for k, v in tls.items()
+                if not (k == "sni" and drop_sni or k == "subjectAltNames" and drop_names)))
+    return forms
 
 
 def _waypoint_routes(catalog, ledger, draft, hosts):

@@ -25,6 +25,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     RESERVED_PORTS,
     TCP,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import asm
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import (
     FieldReader,
     host_problem,
@@ -418,7 +419,8 @@ def _read_port(reader, raw, path):
     data = reader.mapping(raw, path, required=True)
     if data is None:
         return None
-    reader.known_keys(data, path, ("name", "number", "protocol"))
+    extra = asm.check_port_keys(reader, data, path)  # targetPort: refused by name
+    reader.known_keys(data, path, ("name", "number", "protocol") + extra)
     number = reader.port_number(data.get("number"), path + ".number", required=True)
     protocol = reader.string(data.get("protocol"), path + ".protocol", required=True)
     if protocol is not None:
@@ -541,6 +543,7 @@ def _read_http(reader, raw, path, protocol):
 
 def _check_policy(reader, policy):
     """Rules that look across entries: unique names, one route per host and port."""
+    asm.check_hosts(reader, policy)  # more hosts than ASM takes: a warning here
     names = {}
     routes = {}
     tcp_ports = {}

@@ -73,11 +73,13 @@ def _write_rules(policy, sp):
                                       ("number", target.port.number),
                                       ("protocol", target.port.protocol)])),
             ])
-            if target.gateway_port is not None:
-                if sp is RESOURCE:
-                    item["byEgressGateway"] = {"port": target.gateway_port}
-                else:
-                    item["gateway_port"] = target.gateway_port
+            if sp is RESOURCE:
+                # Always written: ASM's schema requires to[].byEgressGateway (empty when the
+                # port is assigned; see policy/asm.py).
+                item["byEgressGateway"] = (
+                    {"port": target.gateway_port} if target.gateway_port is not None else {})
+            elif target.gateway_port is not None:
+                item["gateway_port"] = target.gateway_port
             if target.https_upgrade is not None:
                 item[sp.key("https_upgrade")] = _drop_none(OrderedDict([
                     ("enabled", target.https_upgrade.enabled),

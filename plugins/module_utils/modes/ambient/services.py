@@ -173,7 +173,9 @@ def upstream_rules(policy, waypoint, group):
     for host in group.hosts:
         settings = []
         for target in shaped:
-            tls = origination_tls(target, host, sni=host) if target.originates_tls else None
+            # a host's own rule names it as SNI; a wildcard's leaves each name's own (auto SNI)
+            sni = None if is_wildcard(host) else host
+            tls = origination_tls(target, host, sni=sni) if target.originates_tls else None
             setting = OrderedDict([("port", {"number": target.port.number})])
             setting.update(upstream_traffic_policy(target, tls))
             settings.append(dict(setting))

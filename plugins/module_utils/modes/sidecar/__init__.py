@@ -63,8 +63,10 @@ SELECTORS_ENFORCED = True
 def check(loaded):
     """What sidecar mode says about a loaded policy: ``Findings``.
 
-    Errors: ports one Sidecar resource would have to give two protocols. Warnings: several hosts
-    sent to the first one's address, ports assigned beside written ones, TCP by host name.
+    Errors: workload selectors of one namespace that can pick the same pod (Istio applies one
+    Sidecar per workload), ports one Sidecar resource would have to give two protocols.
+    Warnings: several hosts sent to the first one's address, ports assigned beside written ones,
+    TCP by host name.
     """
     policy = loaded.policy
     errors = []
@@ -94,7 +96,8 @@ def check(loaded):
                 "\"true\"); without it the sidecar cannot tell %s apart from other TCP traffic on "
                 "port %d" % (target.path, target.hosts[0], target.port.number)
             )
-    return Findings(errors + selectors.sidecar_plan(policy)[1], warnings)
+    return Findings(errors + selectors.selector_overlaps(policy) + selectors.sidecar_plan(policy)[1],
+                    warnings)
 
 
 def expand(loaded):

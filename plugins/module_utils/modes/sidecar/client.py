@@ -21,6 +21,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     MESH,
     NETWORKING,
     unique_port_names,
+    virtual_service_hosts,
     with_http_settings,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
@@ -107,7 +108,8 @@ def client_objects(ctx, namespace, targets):
         spec["exportTo"] = ["."]
         objects.append({"apiVersion": NETWORKING, "kind": "ServiceEntry",
                         "metadata": ctx.meta(name, namespace), "spec": dict(spec)})
-        vs = OrderedDict([("hosts", list(hosts)), ("gateways", [MESH]), ("exportTo", ["."])])
+        vs = OrderedDict([("hosts", virtual_service_hosts(hosts)), ("gateways", [MESH]),
+                          ("exportTo", ["."])])
         if http:
             vs["http"] = http
         if tls:

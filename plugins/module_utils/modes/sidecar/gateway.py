@@ -32,6 +32,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     http_operation,
     origination_tls,
     upstream_traffic_policy,
+    virtual_service_hosts,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
     client_hosts,
@@ -74,8 +75,9 @@ def needs_upstream_rule(target):
 def upstream_rule(ctx, target):
     """The DestinationRule of the entry's upstream host, read by the gateway alone (in
     ``istio-egress``, ``exportTo: ["."]``): the TLS the gateway originates (see
-    ``istio.origination_tls``; a plain upgrade of a one-host entry keeps SNI H[0], several hosts
-    send each request's own host) and the entry's connection pool and outlier detection."""
+    ``istio.origination_tls``; a one-host entry names its host as SNI unless ``tls.sni`` says
+    otherwise, several hosts send each request's own host) and the entry's connection pool and
+    outlier detection."""
     tls = None
     if target.originates_tls:
         single = target.hosts[0] if len(target.hosts) == 1 else None
@@ -91,8 +93,8 @@ def gateway_virtual_service(ctx, target):
     destination = [{"destination": {"host": upstream_host(ctx.policy, target),
                                     "port": {"number": target.upstream_port}}}]
     # bound to the entry's server: its hosts (HTTP), or its SNI (HTTPS and TCP)
-    hosts = client_hosts(ctx.policy, target) if target.protocol == HTTP else [
-        mtls_sni(ctx.policy, target)]
+    hosts = virtual_service_hosts(client_hosts(ctx.policy, target)) if target.protocol == HTTP \
+        else [mtls_sni(ctx.policy, target)]
     spec = OrderedDict([("hosts", hosts), ("gateways", [ctx.gateway_ref]), ("exportTo", ["."])])
     match = [{"gateways": [ctx.gateway_ref], "port": gp}]
     if target.protocol == HTTP:
