@@ -83,9 +83,8 @@ def test_live_objects_of_namespaces_are_read_with_lists_and_gets_only(cluster):
         "ServiceEntry", "ServiceEntry", "VirtualService", "VirtualService"]
     assert missing == ["gone"]
     assert all("managedFields" not in o["metadata"] for o in objects)
-    result = import_live({"gateway": "egressgateway-a", "namespaces": ["shop", "istio-system",
-                                                                      "gone"]},
-                         client_for(cluster))
+    params = {"gateway": "egressgateway-a", "namespaces": ["shop", "istio-system", "gone"]}
+    result = import_live(params, client_for(cluster))
     assert result["objects_read"] == 9 and result["source"] == (
         "the cluster (namespaces shop, istio-system, gone)")
     assert set(result["api_requests"]) == {"get", "list"}

@@ -24,8 +24,8 @@ def test_gateways_of_a_virtual_service_and_of_a_match():
 
 def test_matches_of_a_route():
     assert matches({}, "spec.http[0]") == [({}, "spec.http[0]")]
-    assert matches({"match": [{"port": 80}, "x"]}, "p") == [({"port": 80}, "p.match[0]"),
-                                                           ({}, "p.match[1]")]
+    assert matches({"match": [{"port": 80}, "x"]}, "p") == [
+        ({"port": 80}, "p.match[0]"), ({}, "p.match[1]")]
 
 
 def test_unsafe_and_noted_parts_name_their_field():
@@ -39,8 +39,8 @@ def test_unsafe_and_noted_parts_name_their_field():
         "spec.http[0].route[0].headers"]
     assert "fault injection cannot be expressed" in found[0][1]
     assert "only part of the traffic" in found[4][1]
-    assert noted_parts(route, "p") == [("p.corsPolicy", "CORS settings do not apply to calls to "
-                                                         "an external host; left out")]
+    assert noted_parts(route, "p") == [
+        ("p.corsPolicy", "CORS settings do not apply to calls to an external host; left out")]
 
 
 def test_the_one_destination_of_a_route():
