@@ -4,6 +4,8 @@
 // Usage: meshcheck [flags] DIR...
 //
 //	meshcheck -cost [-runs N] DIR...    (configuration size and generation time: cost.go)
+//	meshcheck -equiv [-report FILE] ORIGINAL.yaml RENDER_DIR
+//	                                    (hand-written objects vs the imported policy's render: equiv.go)
 //
 // Each DIR is one render (policy.yaml, resources.yaml, routes.json), in sidecar or ambient mode
 // (routes.json "mode"). What must happen comes from policy.yaml (oracle.go); routes.json supplies
