@@ -99,13 +99,22 @@ clean: ## remove build/, out/ and test caches
 
 # ---------------------------------------------------------------- the main job
 
-.PHONY: demo render
+.PHONY: demo render import
 demo: collection ## render the default example policy into ./out
 	ansible-playbook playbooks/render.yml
 
 render: collection ## render POLICY=FILE into OUT=DIR [MODE=sidecar|ambient]
 	ansible-playbook playbooks/render.yml -e egress_policy_file=$(abspath $(POLICY)) \
 	  -e egress_output_dir=$(abspath $(OUT)) -e egress_mode=$(MODE)
+
+# MODE defaults to sidecar for render; an import decides from what it finds unless told.
+IMPORT_MODE = $(if $(filter command line environment,$(origin MODE)),$(MODE),auto)
+import: collection ## import hand-written Istio objects: SRC=FILE OUT=DIR GATEWAY=NAME [SOURCES=ns1,ns2] [MODE=]
+	@test -n "$(SRC)" || { echo "make import: SRC=FILE is required (the hand-written Istio objects)" >&2; exit 2; }
+	@test -n "$(GATEWAY)" || { echo "make import: GATEWAY=NAME is required (the egress gateway of the new policy)" >&2; exit 2; }
+	ansible-playbook playbooks/import.yml -e egress_import_file=$(abspath $(SRC)) \
+	  -e egress_output_dir=$(abspath $(OUT)) -e egress_gateway=$(GATEWAY) \
+	  -e egress_import_sources=$(SOURCES) -e egress_mode=$(IMPORT_MODE)
 
 # ---------------------------------------------------------------- tests without a cluster
 

@@ -4,6 +4,8 @@
 #   make verify-mesh                render the seed examples in both modes, check them and the
 #                                   hand-written fixtures (tests/meshcheck/testdata)
 #   make verify-mesh POLICY=FILE    render one policy file in both modes and check it
+#   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR]
+#                                   import hand-written objects and prove the import equivalent
 #   make meshcheck-test             the pytest suite around meshcheck
 
 MESHCHECK_BUILD := tests/meshcheck/build.sh
@@ -18,7 +20,7 @@ MESHCHECK_POLICIES := $(sort $(wildcard playbooks/examples/seed-*.yaml))
 MESHCHECK_FIXTURES := $(patsubst %/,%,$(sort $(wildcard tests/meshcheck/testdata/*/)))
 endif
 
-.PHONY: meshcheck-build verify-mesh meshcheck-test
+.PHONY: meshcheck-build verify-mesh verify-import meshcheck-test
 meshcheck-build: ## build (or reuse) the cached meshcheck binary
 	@$(MESHCHECK_BUILD) >/dev/null
 
@@ -35,5 +37,12 @@ verify-mesh: collection ## Istio's generator on the seed renders, both modes [PO
 	done; \
 	"$$mc" "$${dirs[@]}" $(MESHCHECK_FIXTURES)
 
+verify-import: collection ## import SRC and prove it equivalent (meshcheck -equiv): SRC=FILE GATEWAY=NAME [SOURCES=]
+	@test -n "$(SRC)" || { echo "make verify-import: SRC=FILE is required" >&2; exit 2; }
+	@test -n "$(GATEWAY)" || { echo "make verify-import: GATEWAY=NAME is required" >&2; exit 2; }
+	$(BIN)/python scripts/verify-import $(abspath $(SRC)) $(abspath $(OUT)) \
+	  --gateway $(GATEWAY) --sources "$(SOURCES)"
+
 meshcheck-test: collection meshcheck-build ## the pytest suites around meshcheck (renders, mutants)
-	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_mutants.py
+	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_mutants.py \
+	  tests/integration/test_meshcheck_import.py

@@ -4,6 +4,8 @@
 // Usage: meshcheck [flags] DIR...
 //
 //	meshcheck -cost [-runs N] DIR...    (configuration size and generation time: cost.go)
+//	meshcheck -equiv [-report FILE] ORIGINAL.yaml RENDER_DIR
+//	                                    (hand-written objects vs the imported policy's render: equiv.go)
 //
 // Each DIR is one render (policy.yaml, resources.yaml, routes.json), in sidecar or ambient mode
 // (routes.json "mode"). What must happen comes from policy.yaml (oracle.go); routes.json supplies
@@ -46,6 +48,8 @@ func main() {
 	noAnalyze := flag.Bool("no-analyzers", false, "skip Istio's analyzers")
 	cost := flag.Bool("cost", false, "measure instead of check: the configuration size and generation time of the proxies each DIR's cost.json lists (cost.go)")
 	runs := flag.Int("runs", 5, "with -cost: generations per proxy (the median time is reported)")
+	equiv := flag.Bool("equiv", false, "compare instead of check: meshcheck -equiv ORIGINAL.yaml RENDER_DIR, the hand-written objects against the render of the policy imported from them (equiv.go)")
+	report := flag.String("report", "", "with -equiv: the import's import-report.json (default: next to RENDER_DIR)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: meshcheck [flags] DIR...\n\nEach DIR holds policy.yaml, resources.yaml and routes.json as rendered by scripts/render-policy.\n\n")
 		flag.PrintDefaults()
@@ -58,6 +62,11 @@ func main() {
 	if *outbound != "REGISTRY_ONLY" && *outbound != "ALLOW_ANY" {
 		fmt.Fprintln(os.Stderr, "meshcheck: -outbound must be REGISTRY_ONLY or ALLOW_ANY")
 		os.Exit(2)
+	}
+	if *equiv {
+		// Equivalence simulates sidecar mode only (equiv.go), with Istio's default flags.
+		quietIstio(*verbose)
+		os.Exit(runEquiv(flag.Args(), *report, *outbound, *verbose))
 	}
 	// One process checks both modes: Istio reads PILOT_ENABLE_AMBIENT (and derives the waypoint
 	// flags from it) when its packages initialize, so the process re-executes itself with it set.

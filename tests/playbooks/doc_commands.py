@@ -38,12 +38,16 @@ RULES = [
     (r"^make (docs|docs-check|package|package-test|demo-installed|changelog-check)\b",
      "a suite of make test runs it (docs-check generates the reference into build/ and "
      "compares; package-test)"),
-    (r"^make (demo|render|help|docs|env)\b", LOCAL),
+    (r"^make (demo|render|import|help|docs|env)\b", LOCAL),
     (r"^source <\(make -s env\)$", LOCAL),
     (r"^ansible-playbook (playbooks/render\.yml|servicemesh\.egress\.render)\b", LOCAL),
+    (r"^ansible-playbook (playbooks/import\.yml|servicemesh\.egress\.import)\b", LOCAL),
     (r"^ansible-doc servicemesh\.egress\.", LOCAL),
     (r"^scripts/render-policy ", LOCAL),
     (r"^ansible-playbook (playbooks/egress\.yml|servicemesh\.egress\.egress)\b", CLUSTER),
+    (r"^make verify-import\b|^scripts/verify-import ",
+     "make meshcheck-test runs it on every sidecar recipe of examples/istio "
+     "(tests/integration/test_meshcheck_import.py)"),
     (r"^make (meshcheck-build|verify-mesh|meshcheck-test)\b|^mc=\$\(|^\$mc ",
      "make meshcheck-test builds meshcheck and runs it"),
     (r"^make (molecule|molecule-kind|ee)\b|^molecule ",

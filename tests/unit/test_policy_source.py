@@ -6,11 +6,13 @@ import pytest
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import (
     POLICY_PARAMETERS,
+    load_documents,
     load_json,
     load_text,
     load_yaml,
     policy_input,
     policy_name,
+    read_text_file,
 )
 
 POLICY = {"gateway": "egw", "egress_rules": [{"from": [{"namespace": "mytest"}], "to": [
@@ -96,6 +98,28 @@ def test_load_yaml_is_strict():
 def test_load_text_reads_either():
     assert load_text('{"gateway": "g"}') == {"gateway": "g"}
     assert load_text("gateway: g\n") == {"gateway": "g"}
+
+
+def test_load_documents_reads_every_document_strictly():
+    assert load_documents("a: 1\n---\n---\nb: 2\n") == [{"a": 1}, {"b": 2}]
+    with pytest.raises(PolicyError) as caught:
+        load_documents("a: 1\n---\nb: [\n", "src (objects.yaml)")
+    assert caught.value.errors[0].startswith("src (objects.yaml): not valid YAML: line ")
+
+
+def test_read_text_file_names_the_field_and_the_problem(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("a: 1\n")
+    assert read_text_file(str(good)) == "a: 1\n"
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"a: \xff\n")
+    with pytest.raises(PolicyError) as caught:
+        read_text_file(str(binary))
+    assert caught.value.errors[0].startswith("src: %s is not UTF-8 text (byte 0xff at position "
+                                             "3)" % binary)
+    with pytest.raises(PolicyError) as caught:
+        read_text_file(str(tmp_path / "missing.yaml"))
+    assert caught.value.errors[0].startswith("src: cannot read ")
 
 
 def test_load_yaml_refuses_text_that_was_not_utf8():

@@ -118,6 +118,32 @@ def load_yaml(text, source="policy"):
     return documents[0]
 
 
+def load_documents(text, source="objects"):
+    """Every YAML document of ``text`` (empty ones dropped), parsed as strictly as a policy: a
+    syntax error or a duplicate key is a PolicyError naming the line."""
+    if not HAS_YAML:
+        raise PolicyError(["%s: reading YAML needs the PyYAML Python package" % source])
+    try:
+        return [d for d in yaml.load_all(text, Loader=_strict_loader()) if d is not None]
+    except yaml.YAMLError as exc:
+        raise PolicyError(["%s: not valid YAML: %s" % (source, _yaml_problem(exc))])
+
+
+def read_text_file(path):
+    """The UTF-8 text of the file ``path`` (a module's ``src``); a PolicyError when it cannot be
+    read or is not UTF-8."""
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            raw = f.read()
+    except (IOError, OSError) as exc:
+        raise PolicyError(["src: cannot read %s: %s" % (path, exc.strerror or exc)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(["src: %s is not UTF-8 text (byte 0x%02x at position %d): save it "
+                           "as UTF-8" % (path, raw[exc.start], exc.start)])
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -160,17 +186,7 @@ def policy_input(params):
         return params["definition"]
     if params.get("src"):
         path = params["src"]
-        try:
-            with open(os.path.expanduser(path), "rb") as f:
-                raw = f.read()
-        except (IOError, OSError) as exc:
-            raise PolicyError(["src: cannot read %s: %s" % (path, exc.strerror or exc)])
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(["src: %s is not UTF-8 text (byte 0x%02x at position %d): save it "
-                               "as UTF-8" % (path, raw[exc.start], exc.start)])
-        return load_text(text, "src (%s)" % path)
+        return load_text(read_text_file(path), "src (%s)" % path)
     return dict((k, params[k]) for k in POLICY_PARAMETERS if params.get(k) is not None)
 
 
