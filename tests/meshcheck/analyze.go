@@ -7,9 +7,12 @@ import (
 	"sort"
 	"strings"
 
+	networking "istio.io/api/networking/v1"
+
 	"istio.io/istio/pkg/config/analysis/analyzers"
 	"istio.io/istio/pkg/config/analysis/diag"
 	"istio.io/istio/pkg/config/analysis/local"
+	"istio.io/istio/pkg/config/schema/gvk"
 )
 
 // allowedMessage is an analyzer message meshcheck accepts, with the reason. Keep this list short
@@ -17,20 +20,63 @@ import (
 type allowedMessage struct {
 	Code     string // IST0xxx
 	Contains string // substring of the message text that must be present
-	Reason   string
+	// Match, when set, must also hold for the object the message is about
+	Match  func(in *Input, m diag.Message) bool
+	Reason string
 }
 
-// analyzerAllowlist is empty on purpose: the rendered config must pass Istio's analyzers clean.
-var analyzerAllowlist = []allowedMessage{}
+// credentialCA is the reason for IST0128/IST0129 on a DestinationRule whose TLS names a Secret.
+const credentialCA = "the DestinationRule's tls has credentialName: Istio verifies the server with the Secret's " +
+	"ca.crt (or a <name>-cacert Secret) served over SDS as kubernetes://<name>-cacert (pilot/pkg/xds/sds.go, " +
+	"credentials/kube/secrets.go GetCaCert, no fallback: without ca.crt the upstream fails closed); the " +
+	"analyzer exempts only DestinationRules with a workloadSelector"
 
-func allowed(m diag.Message) (bool, string) {
+// analyzerAllowlist: only the caCertificates warnings of DestinationRules whose every TLS setting
+// names a Secret. A DestinationRule with SIMPLE and no credentialName is still reported.
+var analyzerAllowlist = []allowedMessage{
+	{Code: "IST0128", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
+	{Code: "IST0129", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
+}
+
+func allowed(in *Input, m diag.Message) (bool, string) {
 	s := m.String()
 	for _, a := range analyzerAllowlist {
-		if m.Type.Code() == a.Code && strings.Contains(s, a.Contains) {
+		if m.Type.Code() == a.Code && strings.Contains(s, a.Contains) && (a.Match == nil || a.Match(in, m)) {
 			return true, a.Reason
 		}
 	}
 	return false, ""
+}
+
+// drTLSHasCredential: the message is about a DestinationRule of the render whose every tls (top
+// level and port level) that originates TLS names a Secret (credentialName).
+func drTLSHasCredential(in *Input, m diag.Message) bool {
+	if m.Resource == nil || m.Resource.Metadata.Schema == nil || m.Resource.Metadata.Schema.Kind() != "DestinationRule" {
+		return false
+	}
+	name := m.Resource.Metadata.FullName
+	for _, c := range in.Configs {
+		if c.GroupVersionKind != gvk.DestinationRule || c.Namespace != string(name.Namespace) || c.Name != string(name.Name) {
+			continue
+		}
+		dr := c.Spec.(*networking.DestinationRule)
+		tlss := []*networking.ClientTLSSettings{dr.GetTrafficPolicy().GetTls()}
+		for _, pl := range dr.GetTrafficPolicy().GetPortLevelSettings() {
+			tlss = append(tlss, pl.GetTls())
+		}
+		seen := false
+		for _, t := range tlss {
+			if t == nil || (t.GetMode() != networking.ClientTLSSettings_SIMPLE && t.GetMode() != networking.ClientTLSSettings_MUTUAL) {
+				continue
+			}
+			if t.GetCredentialName() == "" {
+				return false
+			}
+			seen = true
+		}
+		return seen
+	}
+	return false
 }
 
 // meshConfigYAML is the mesh config the analyzers see; it matches the simulation's. TCP by host
@@ -89,7 +135,7 @@ func analyze(in *Input, outbound string) (rows []Row, lines []string) {
 			info++
 			lines = append(lines, "  "+m.String())
 		default:
-			if ok, why := allowed(m); ok {
+			if ok, why := allowed(in, m); ok {
 				allowedN++
 				lines = append(lines, "  "+m.String()+"  [allowed: "+why+"]")
 				continue

@@ -74,6 +74,9 @@ type PEntry struct {
 	UpgradePort  int    // 0: no HTTPS upgrade
 	Methods      []string
 	PathPrefixes []string
+	OTLS         *PTLS     // to[].tls as written; nil when not written
+	Traffic      *PTraffic // to[].trafficPolicy as written; nil when not written
+	DynamicDNS   bool      // to[].dynamicDns
 }
 
 // ByAddress: a TCP entry given by IP address.
@@ -89,10 +92,10 @@ func (e *PEntry) UpstreamPort() int {
 	return e.Port
 }
 
-// TLS on the last hop: origination (upgraded), passthrough (HTTPS) or plain.
+// TLS on the last hop: origination (upgraded, or tls written), passthrough (HTTPS) or plain.
 func (e *PEntry) TLS() string {
 	switch {
-	case e.UpgradePort != 0:
+	case e.UpgradePort != 0 || (e.OTLS != nil && e.Protocol != "HTTPS"):
 		return "origination"
 	case e.Protocol == "HTTPS":
 		return "passthrough"
@@ -289,6 +292,9 @@ type policyYAML struct {
 					Methods      []string `json:"methods"`
 					PathPrefixes []string `json:"pathPrefixes"`
 				} `json:"http"`
+				TLS           *PTLS     `json:"tls"`
+				TrafficPolicy *PTraffic `json:"trafficPolicy"`
+				DynamicDNS    bool      `json:"dynamicDns"`
 			} `json:"to"`
 		} `json:"egressRules"`
 	} `json:"spec"`
@@ -357,6 +363,13 @@ func loadPolicy(dir, mode string) (*Policy, error) {
 			}
 			if t.HTTP != nil {
 				e.Methods, e.PathPrefixes = t.HTTP.Methods, t.HTTP.PathPrefixes
+			}
+			e.OTLS, e.Traffic, e.DynamicDNS = t.TLS, t.TrafficPolicy, t.DynamicDNS
+			if e.OTLS != nil {
+				e.OTLS.Mode = strings.ToUpper(e.OTLS.Mode)
+				if e.OTLS.Mode == "" {
+					e.OTLS.Mode = "SIMPLE"
+				}
 			}
 			switch {
 			case e.Name == "" || len(e.Hosts) == 0 || e.Port == 0:

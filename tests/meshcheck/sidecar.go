@@ -241,10 +241,18 @@ func (c *checker) checkGatewayHop(e *PEntry, h string, ob *entryObs) {
 		fail(fmt.Sprintf("cluster sends to %v, the policy says %v", got, want))
 		return
 	}
-	okTLS, why := checkLastHopTLS(tlss, e.TLS(), e.Hosts[0])
+	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
 	if !okTLS {
 		fail(why)
 		return
+	}
+	okTP, limits := checkTrafficPolicy(cl, e)
+	if !okTP {
+		fail(limits)
+		return
+	}
+	if limits != "" {
+		why += "; " + limits
 	}
 	if e.Protocol == "HTTP" {
 		r := findRoute(sim, res, fc)

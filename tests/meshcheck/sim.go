@@ -513,34 +513,6 @@ func isIstioMutual(u *tlsv3.UpstreamTlsContext) bool {
 	return ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName() == "ROOTCA"
 }
 
-// checkLastHopTLS: TLS origination with the policy's SNI and a verified server, or no added TLS.
-func checkLastHopTLS(tlss []*tlsv3.UpstreamTlsContext, want, sni string) (bool, string) {
-	switch want {
-	case "origination":
-		if len(tlss) == 0 {
-			return false, "no TLS origination (want SIMPLE, SNI " + sni + ")"
-		}
-		for _, u := range tlss {
-			if isIstioMutual(u) {
-				return false, "Istio mutual TLS to the external host, want SIMPLE"
-			}
-			if u.GetSni() != sni {
-				return false, fmt.Sprintf("TLS SNI %q, the policy says %q", u.GetSni(), sni)
-			}
-		}
-		roots := validationOf(tlss[0])
-		if roots == "" {
-			return false, "TLS origination sni=" + sni + " does not verify the server certificate"
-		}
-		return true, "TLS origination sni=" + sni + ", server verified with " + roots
-	default:
-		if len(tlss) > 0 {
-			return false, fmt.Sprintf("originates TLS (SNI %q), want %s", tlss[0].GetSni(), want)
-		}
-		return true, "no TLS added (" + want + ")"
-	}
-}
-
 // clusterEndpoints: host:port of every endpoint of a cluster (inline for DNS clusters, from EDS
 // for the others).
 func (c *checker) clusterEndpoints(p proxySpec, cl *cluster.Cluster) []string {
