@@ -12,7 +12,9 @@ package main
 // for TCP (no request host) the first host. With credentialName the client certificate (MUTUAL) and
 // the CA that verifies the server come from the Secret over SDS (kubernetes://<name> and
 // kubernetes://<name>-cacert); without it the proxy's system CA bundle verifies the server.
-// subjectAltNames: as written, else the SNI (a fixed SNI never turns off the name check).
+// subjectAltNames: as written, else the SNI (a fixed SNI never turns off the name check; Istio
+// checks no name when sni is set without subjectAltNames, cluster_tls.go
+// setAutoSniAndAutoSanValidation), else each request's host (auto SAN validation).
 //
 // trafficPolicy: each field the policy sets must reach the cluster with that value (Istio's
 // mapping: maxConnections, http1MaxPendingRequests, http2MaxRequests, maxRetries -> circuit
@@ -89,9 +91,6 @@ type tlsWant struct {
 	sni  string   // "" with origination: auto SNI (each request's own host)
 	sans []string // names the server certificate must carry; none: auto SAN validation
 	cred string   // credentialName, "" for the system CA bundle
-	// explicit: tls was written (its documented rules apply in full); a plain httpsUpgrade is
-	// SIMPLE with the system bundle and the mode's SNI
-	explicit bool
 }
 
 // lastHopTLS derives the last hop's TLS for host h of entry e from the policy text and the
@@ -110,10 +109,15 @@ func (p *Policy) lastHopTLS(e *PEntry, h string) tlsWant {
 		modeSNI = e.Hosts[0]
 	}
 	if e.OTLS == nil {
+		// a plain httpsUpgrade: SIMPLE, system bundle, the mode's SNI, and the certificate checked
+		// for that name (or, with auto SNI, for each request's host)
 		w.sni = modeSNI
+		if w.sni != "" {
+			w.sans = []string{w.sni}
+		}
 		return w
 	}
-	w.explicit, w.mode, w.cred = true, e.OTLS.Mode, e.OTLS.CredentialName
+	w.mode, w.cred = e.OTLS.Mode, e.OTLS.CredentialName
 	w.sni = e.OTLS.SNI
 	if w.sni == "" {
 		w.sni = modeSNI
@@ -228,7 +232,7 @@ func checkOrigination(cl *cluster.Cluster, tlss []*tlsv3.UpstreamTlsContext, w t
 		switch {
 		case len(want) > 0 && strings.Join(sans, ",") != strings.Join(dedup(want), ","):
 			return false, fmt.Sprintf("server certificate names %v, the policy says %v", sans, want)
-		case len(want) == 0 && w.explicit && !opts.GetAutoSanValidation():
+		case len(want) == 0 && !opts.GetAutoSanValidation():
 			return false, fmt.Sprintf("server certificate names %v and no auto SAN validation: the name is not checked", sans)
 		}
 		notes = append(notes, fmt.Sprintf("TLS origination %s, client cert %v, server verified with %s for %s", w.String(), certs, roots, sanText(sans, opts.GetAutoSanValidation())))
