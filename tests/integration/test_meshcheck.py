@@ -119,6 +119,27 @@ def test_seed_examples_pass_in_both_modes(meshcheck, tmp_path, outbound):
         assert any("PASS BlackHole" in line for line in verdicts)
 
 
+def test_partner_tls_examples_pass(meshcheck, tmp_path):
+    """TLS origination with a Secret, connection limits and wildcard hosts (partner-tls.yaml in
+    sidecar mode, partner-tls-ambient.yaml with dynamicDns in ambient mode): every hop passes,
+    the last hop's TLS and limits are checked, and a name under the wildcard reaches the waypoint's
+    dynamic forward proxy."""
+    examples = os.path.join(REPO, "playbooks", "examples")
+    dirs = [render_seed(os.path.join(examples, "partner-tls.yaml"), str(tmp_path / "pt"), "sidecar"),
+            render_seed(os.path.join(examples, "partner-tls-ambient.yaml"), str(tmp_path / "pta"),
+                        "ambient")]
+    code, out, summary = run_meshcheck(meshcheck, dirs)
+    assert code == 0 and summary.endswith(" 0 failed"), out
+    passed = [line for line in out.splitlines() if " PASS " in line]
+    for mode in ("gateway", "waypoint"):
+        assert any(" %s " % mode in line and "TLS origination MUTUAL sni=api.partner.example" in line
+                   and "kubernetes://partner-client-cacert" in line and "max_connections=50" in line
+                   for line in passed), (mode, out)
+    assert any("meshcheck-probe.vendor-cdn.example:443 (dynamic forward proxy by SNI" in line
+               for line in passed), out
+    assert "[allowed: the DestinationRule's tls has credentialName" in out, out
+
+
 @pytest.mark.parametrize("name", ["seed1-http", "seed1-http-ambient"])
 def test_hand_written_fixtures_pass(meshcheck, name):
     """Fixtures written by hand from the design (tests/meshcheck/testdata), not by the renderer."""

@@ -164,7 +164,7 @@ func (c *checker) checkWaypoint(e *PEntry, h, addr string, wp proxySpec) {
 // ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS ("susceptible to SNI spoofing").
 func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
 	sim := c.sim(wp)
-	outside := "meshcheck-outside.example"
+	outside := outsideName
 	call, desc, _ := waypointCall(e, outside, addr)
 	chain, res, err := runThroughWaypoint(sim, call)
 	label := entryLabel(e, h)

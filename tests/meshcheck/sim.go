@@ -315,7 +315,7 @@ func passedThrough(res simulation.Result) bool {
 // NetworkPolicy stops it, which the simulation does not model.
 func (c *checker) checkNowhere(entry string, p proxySpec, host string, port int, proto string) {
 	sim := c.sim(p)
-	call, desc := c.clientCall(host, port, proto, p.ns, p.dns)
+	call, desc := c.clientCall(requestName(host), port, proto, p.ns, p.dns)
 	res := run(sim, call)
 	var ok bool
 	var verdict string

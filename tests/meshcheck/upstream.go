@@ -81,6 +81,9 @@ type PTraffic struct {
 
 func isWildcard(h string) bool { return strings.HasPrefix(h, "*.") }
 
+// outsideName: a name under no host of any policy (the policy's wildcards must not widen to it).
+const outsideName = "meshcheck-outside.example"
+
 // probeName: the concrete name meshcheck asks for under a wildcard host.
 func probeName(h string) string { return "meshcheck-probe" + strings.TrimPrefix(h, "*") }
 
