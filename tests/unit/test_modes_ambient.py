@@ -820,6 +820,18 @@ def test_wildcards_need_dynamic_dns_in_ambient_mode():
         "instead of *.vendor.example, or use sidecar mode"]
     assert warnings(params(https(dynamic_dns=True)), "ambient")[0] == (
         "egress_rules[0].to[0].dynamic_dns: ignored: the entry has no wildcard host")
+    # istiod panics on outlier detection for a dynamic forward proxy cluster (found by meshcheck)
+    outlier = {"outlier_detection": {"consecutive_5xx_errors": 3}}
+    assert errors(params(https(hosts=WILD, dynamic_dns=True, traffic_policy=outlier)),
+                  "ambient") == [
+        "egress_rules[0].to[0].traffic_policy.outlier_detection: not available with wildcard "
+        "hosts in ambient mode: istiod panics building the waypoint's dynamic forward proxy "
+        "cluster for *.vendor.example when its DestinationRule sets outlier detection (the "
+        "cluster has no common_lb_config; Istio 1.31 and earlier), and stops serving "
+        "configuration; set it only on entries without wildcard hosts"]
+    pool = {"connection_pool": {"tcp": {"max_connections": 5}}}
+    assert errors(params(https(hosts=WILD, dynamic_dns=True, traffic_policy=pool)),
+                  "ambient") == []
 
 
 def test_dynamic_dns_service_entries_hold_the_wildcards_alone():
