@@ -335,6 +335,12 @@ def credential_dropped(docs):
     return docs
 
 
+def credential_dropped_no_ca(docs):
+    for settings in _dr_tls(docs, "ledger.egressgateway-p.egress.internal"):
+        del settings["tls"]["credentialName"]
+    return docs
+
+
 def partner_sni_changed(docs):
     for settings in _dr_tls(docs, "partner-api.egressgateway-p.egress.internal"):
         settings["tls"]["sni"] = "other.partner.example"
@@ -427,6 +433,8 @@ MUTANTS = [
            dangling_route_destination),
     # tls, trafficPolicy and wildcards (partner-tls examples)
     Mutant("credential-dropped", "partner-tls", "sidecar", "gateway->upstream", credential_dropped),
+    Mutant("credential-dropped-no-ca", "partner-tls", "sidecar", "istio-analyzers",
+           credential_dropped_no_ca),
     Mutant("origination-sni-changed", "partner-tls", "sidecar", "gateway->upstream",
            partner_sni_changed),
     Mutant("ambient-mutual-to-simple", "partner-tls-ambient", "ambient", "waypoint->upstream",

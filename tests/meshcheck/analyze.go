@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	networking "istio.io/api/networking/v1"
@@ -31,8 +33,8 @@ const credentialCA = "the DestinationRule's tls has credentialName: Istio verifi
 	"credentials/kube/secrets.go GetCaCert, no fallback: without ca.crt the upstream fails closed); the " +
 	"analyzer exempts only DestinationRules with a workloadSelector"
 
-// analyzerAllowlist: only the caCertificates warnings of DestinationRules whose every TLS setting
-// names a Secret. A DestinationRule with SIMPLE and no credentialName is still reported.
+// analyzerAllowlist: only the caCertificates warnings about a TLS setting that names a Secret. A
+// DestinationRule (or port) with SIMPLE and no credentialName is still reported.
 var analyzerAllowlist = []allowedMessage{
 	{Code: "IST0128", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
 	{Code: "IST0129", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
@@ -48,36 +50,38 @@ func allowed(in *Input, m diag.Message) (bool, string) {
 	return false, ""
 }
 
-// drTLSHasCredential: the message is about a DestinationRule of the render whose every tls (top
-// level and port level) that originates TLS names a Secret (credentialName).
+// drTLSHasCredential: the message is about a DestinationRule of the render whose TLS setting it
+// names (port level: "at port number:N"; else the top level) names a Secret (credentialName).
 func drTLSHasCredential(in *Input, m diag.Message) bool {
 	if m.Resource == nil || m.Resource.Metadata.Schema == nil || m.Resource.Metadata.Schema.Kind() != "DestinationRule" {
 		return false
 	}
 	name := m.Resource.Metadata.FullName
+	port := 0
+	if sm := portOfMessage.FindStringSubmatch(m.String()); sm != nil {
+		port, _ = strconv.Atoi(sm[1])
+	}
 	for _, c := range in.Configs {
 		if c.GroupVersionKind != gvk.DestinationRule || c.Namespace != string(name.Namespace) || c.Name != string(name.Name) {
 			continue
 		}
 		dr := c.Spec.(*networking.DestinationRule)
-		tlss := []*networking.ClientTLSSettings{dr.GetTrafficPolicy().GetTls()}
-		for _, pl := range dr.GetTrafficPolicy().GetPortLevelSettings() {
-			tlss = append(tlss, pl.GetTls())
-		}
-		seen := false
-		for _, t := range tlss {
-			if t == nil || (t.GetMode() != networking.ClientTLSSettings_SIMPLE && t.GetMode() != networking.ClientTLSSettings_MUTUAL) {
-				continue
+		tls := dr.GetTrafficPolicy().GetTls()
+		if port != 0 {
+			tls = nil
+			for _, pl := range dr.GetTrafficPolicy().GetPortLevelSettings() {
+				if int(pl.GetPort().GetNumber()) == port {
+					tls = pl.GetTls()
+				}
 			}
-			if t.GetCredentialName() == "" {
-				return false
-			}
-			seen = true
 		}
-		return seen
+		mode := tls.GetMode()
+		return (mode == networking.ClientTLSSettings_SIMPLE || mode == networking.ClientTLSSettings_MUTUAL) && tls.GetCredentialName() != ""
 	}
 	return false
 }
+
+var portOfMessage = regexp.MustCompile(`at port number:(\d+)`)
 
 // meshConfigYAML is the mesh config the analyzers see; it matches the simulation's. TCP by host
 // name needs Istio's DNS proxy with address auto-allocation (the collection says so when it renders
