@@ -125,16 +125,18 @@ def test_partner_tls_examples_pass(meshcheck, tmp_path):
     the last hop's TLS and limits are checked, and a name under the wildcard reaches the waypoint's
     dynamic forward proxy."""
     examples = os.path.join(REPO, "playbooks", "examples")
-    dirs = [render_seed(os.path.join(examples, "partner-tls.yaml"), str(tmp_path / "pt"), "sidecar"),
+    dirs = [render_seed(os.path.join(examples, "partner-tls.yaml"), str(tmp_path / "pt"),
+                        "sidecar"),
             render_seed(os.path.join(examples, "partner-tls-ambient.yaml"), str(tmp_path / "pta"),
                         "ambient")]
     code, out, summary = run_meshcheck(meshcheck, dirs)
     assert code == 0 and summary.endswith(" 0 failed"), out
     passed = [line for line in out.splitlines() if " PASS " in line]
     for mode in ("gateway", "waypoint"):
-        assert any(" %s " % mode in line and "TLS origination MUTUAL sni=api.partner.example" in line
-                   and "kubernetes://partner-client-cacert" in line and "max_connections=50" in line
-                   for line in passed), (mode, out)
+        assert any(" %s " % mode in line
+                   and "TLS origination MUTUAL sni=api.partner.example" in line
+                   and "kubernetes://partner-client-cacert" in line
+                   and "max_connections=50" in line for line in passed), (mode, out)
     assert any("meshcheck-probe.vendor-cdn.example:443 (dynamic forward proxy by SNI" in line
                for line in passed), out
     assert "[allowed: the DestinationRule's tls has credentialName" in out, out
@@ -254,8 +256,9 @@ def traffic_policies(draw, protocol):
     if draw(st.booleans()):
         pool["tcp"]["connect_timeout"] = draw(st.sampled_from(["500ms", "2s", "1m"]))
     if protocol == "HTTP" and draw(st.booleans()):
-        pool["http"] = {"http1_max_pending_requests": draw(st.integers(min_value=1, max_value=100)),
-                        "max_requests_per_connection": draw(st.integers(min_value=1, max_value=100)),
+        counts = st.integers(min_value=1, max_value=100)
+        pool["http"] = {"http1_max_pending_requests": draw(counts),
+                        "max_requests_per_connection": draw(counts),
                         "max_retries": draw(st.integers(min_value=1, max_value=10))}
     out = {"connection_pool": pool}
     if draw(st.booleans()):
