@@ -159,9 +159,11 @@ func (c *checker) checkWaypoint(e *PEntry, h, addr string, wp proxySpec) {
 
 // wildcardOutside: a name outside a wildcard. ztunnel's DNS answers the wildcard's address only for
 // names under it (structural: meshcheck does not run ztunnel's DNS); a client that sends another
-// name to that address itself reaches the same chain, whose dynamic forward proxy dials whatever the
-// request names: the waypoint's authorization must refuse it, or it is what Istio documents for
-// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS ("susceptible to SNI spoofing").
+// name to that address itself reaches the same chain. HTTP: the route (by Host) must refuse it.
+// TLS: the dynamic forward proxy dials whatever the SNI names unless the waypoint's authorization
+// refuses it; if it does not, that is what Istio documents for
+// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS ("susceptible to SNI spoofing"): recorded as
+// structural, with what the waypoint does.
 func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
 	sim := c.sim(wp)
 	outside := outsideName
@@ -169,8 +171,16 @@ func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
 	chain, res, err := runThroughWaypoint(sim, call)
 	label := entryLabel(e, h)
 	fc := xdstest.ExtractFilterChain(chain, xdstest.ExtractListener("main_internal", sim.Listeners))
-	if err != nil || fc == nil {
+	switch {
+	case err != nil:
+		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, true, "PASS refused: "+err.Error())
+		return
+	case fc == nil:
 		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, true, "PASS no chain serves "+outside)
+		return
+	case e.Protocol == "HTTP":
+		// HTTP is routed by Host: the wildcard's virtual host must not take another name
+		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, false, "FAIL the waypoint routes Host "+outside+" on the wildcard's address to "+res.ClusterMatched)
 		return
 	}
 	var ns string
