@@ -1,8 +1,9 @@
 # meshcheck: Istio's own config generator checks the rendered Istio objects (tests/meshcheck).
 #
 #   make meshcheck-build            build (or reuse) the cached meshcheck binary
-#   make verify-mesh                render the seed examples in both modes, check them and the
-#                                   hand-written fixtures (tests/meshcheck/testdata)
+#   make verify-mesh                render the seed examples in both modes and the partner-tls
+#                                   examples in their own mode, check them and the hand-written
+#                                   fixtures (tests/meshcheck/testdata)
 #   make verify-mesh POLICY=FILE    render one policy file in both modes and check it
 #   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR]
 #                                   import hand-written objects and prove the import equivalent
@@ -18,6 +19,9 @@ MESHCHECK_FIXTURES :=
 else
 MESHCHECK_POLICIES := $(sort $(wildcard playbooks/examples/seed-*.yaml))
 MESHCHECK_FIXTURES := $(patsubst %/,%,$(sort $(wildcard tests/meshcheck/testdata/*/)))
+# examples written for one mode (file:mode): TLS origination, limits and wildcards
+MESHCHECK_ONE_MODE := playbooks/examples/partner-tls.yaml:sidecar \
+	playbooks/examples/partner-tls-ambient.yaml:ambient
 endif
 
 .PHONY: meshcheck-build verify-mesh verify-import meshcheck-test
@@ -34,6 +38,12 @@ verify-mesh: collection ## Istio's generator on the seed renders, both modes [PO
 	    $(BIN)/python scripts/render-policy "$$p" "$$d" --mode $$m >/dev/null; \
 	    dirs+=("$$d"); \
 	  done; \
+	done; \
+	for pm in $(MESHCHECK_ONE_MODE); do \
+	  p=$${pm%:*}; m=$${pm##*:}; n=$$(basename "$$p"); d="$(MESHCHECK_OUT)/$${n%.*}"; rm -rf "$$d"; \
+	  echo "render $$p ($$m) -> $$d"; \
+	  $(BIN)/python scripts/render-policy "$$p" "$$d" --mode $$m >/dev/null; \
+	  dirs+=("$$d"); \
 	done; \
 	"$$mc" "$${dirs[@]}" $(MESHCHECK_FIXTURES)
 

@@ -90,9 +90,9 @@ def origination_tls(target, host, sni=None):
     serves (a one-host entry through the gateway, a host's own DestinationRule in ambient mode),
     or None for the request's own host (Istio's auto SNI, with auto SAN validation of the
     certificate against it). A plain ``httpsUpgrade`` (no ``tls`` written) is SIMPLE with the
-    system CA bundle and that SNI. With ``tls`` written: its mode, its Secret (``credentialName``;
-    Istio then takes the server's CA from the Secret's ``ca.crt`` and allows no
-    ``caCertificates`` beside it) or the system bundle, its ``sni`` (else the mode's; a TCP
+    system CA bundle and that SNI, the certificate checked for it. With ``tls`` written: its
+    mode, its Secret (``credentialName``; Istio then takes the server's CA from the Secret's
+    ``ca.crt`` and allows no ``caCertificates`` beside it) or the system bundle, its ``sni`` (else the mode's; a TCP
     entry's default is ``host``: a TCP proxy sends no SNI of its own) and its ``subjectAltNames``,
     which default to the SNI so that a fixed SNI never turns off the certificate's name check.
     """
@@ -102,6 +102,9 @@ def origination_tls(target, host, sni=None):
         if sni is not None:
             out["sni"] = sni
         out["caCertificates"] = SYSTEM_CA_BUNDLE
+        if sni is not None:
+            # Istio checks no name when sni is set without subjectAltNames
+            out["subjectAltNames"] = [sni]
         return dict(out)
     if tls.credential_name is not None:
         out["credentialName"] = tls.credential_name

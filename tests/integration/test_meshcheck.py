@@ -119,6 +119,29 @@ def test_seed_examples_pass_in_both_modes(meshcheck, tmp_path, outbound):
         assert any("PASS BlackHole" in line for line in verdicts)
 
 
+def test_partner_tls_examples_pass(meshcheck, tmp_path):
+    """TLS origination with a Secret, connection limits and wildcard hosts (partner-tls.yaml in
+    sidecar mode, partner-tls-ambient.yaml with dynamicDns in ambient mode): every hop passes,
+    the last hop's TLS and limits are checked, and a name under the wildcard reaches the waypoint's
+    dynamic forward proxy."""
+    examples = os.path.join(REPO, "playbooks", "examples")
+    dirs = [render_seed(os.path.join(examples, "partner-tls.yaml"), str(tmp_path / "pt"),
+                        "sidecar"),
+            render_seed(os.path.join(examples, "partner-tls-ambient.yaml"), str(tmp_path / "pta"),
+                        "ambient")]
+    code, out, summary = run_meshcheck(meshcheck, dirs)
+    assert code == 0 and summary.endswith(" 0 failed"), out
+    passed = [line for line in out.splitlines() if " PASS " in line]
+    for mode in ("gateway", "waypoint"):
+        assert any(" %s " % mode in line
+                   and "TLS origination MUTUAL sni=api.partner.example" in line
+                   and "kubernetes://partner-client-cacert" in line
+                   and "max_connections=50" in line for line in passed), (mode, out)
+    assert any("meshcheck-probe.vendor-cdn.example:443 (dynamic forward proxy by SNI" in line
+               for line in passed), out
+    assert "[allowed: the DestinationRule's tls has credentialName" in out, out
+
+
 @pytest.mark.parametrize("name", ["seed1-http", "seed1-http-ambient"])
 def test_hand_written_fixtures_pass(meshcheck, name):
     """Fixtures written by hand from the design (tests/meshcheck/testdata), not by the renderer."""
@@ -156,7 +179,7 @@ ACCOUNTS = [[], ["sleep"], ["sleep", "curl"]]
 
 
 @st.composite
-def entries(draw, index, gateway_ports):
+def entries(draw, index, gateway_ports, mode="sidecar"):
     protocol = draw(st.sampled_from(["HTTP", "HTTPS", "TCP"]))
     if protocol == "TCP" and draw(st.booleans()):
         hosts = [draw(st.sampled_from(ADDRESSES))]
@@ -176,6 +199,18 @@ def entries(draw, index, gateway_ports):
     }
     if protocol == "HTTP" and draw(st.booleans()):
         entry["https_upgrade"] = {"enabled": True, "port": draw(st.sampled_from([443, 8443]))}
+    if protocol != "TCP" and draw(st.integers(min_value=0, max_value=4)) == 0:
+        # a wildcard after the concrete first host (ambient mode: resolved by the waypoint)
+        entry["hosts"] = hosts[:1] + ["*.w%d.example.com" % index]
+        if mode == "ambient":
+            entry["dynamic_dns"] = True
+    if (entry.get("https_upgrade") or protocol == "TCP") and draw(st.booleans()):
+        entry["tls"] = draw(tls_settings(index, protocol == "TCP" and is_ip(hosts[0])))
+    if draw(st.integers(min_value=0, max_value=2)) == 0:
+        entry["traffic_policy"] = draw(traffic_policies(protocol))
+        if entry.get("dynamic_dns"):
+            # refused: istiod panics on outlier detection for a dynamic forward proxy cluster
+            entry["traffic_policy"].pop("outlier_detection", None)
     if protocol == "HTTP" and draw(st.integers(min_value=0, max_value=3)) == 0:
         http = {}
         if draw(st.booleans()):
@@ -198,8 +233,45 @@ def entries(draw, index, gateway_ports):
     return entry
 
 
+def is_ip(host):
+    return host[0].isdigit()
+
+
 @st.composite
-def policies(draw):
+def tls_settings(draw, index, by_address):
+    mode = draw(st.sampled_from(["SIMPLE", "MUTUAL"]))
+    tls = {"mode": mode}
+    if mode == "MUTUAL" or draw(st.booleans()):
+        tls["credential_name"] = "cred-%d" % index
+    if by_address or draw(st.integers(min_value=0, max_value=3)) == 0:
+        tls["sni"] = "sni-%d.example.com" % index  # TCP by address has no name of its own
+    if draw(st.integers(min_value=0, max_value=3)) == 0:
+        tls["subject_alt_names"] = ["san-%d.example.com" % index]
+    return tls
+
+
+@st.composite
+def traffic_policies(draw, protocol):
+    pool = {"tcp": {"max_connections": draw(st.integers(min_value=1, max_value=500))}}
+    if draw(st.booleans()):
+        pool["tcp"]["connect_timeout"] = draw(st.sampled_from(["500ms", "2s", "1m"]))
+    if protocol == "HTTP" and draw(st.booleans()):
+        counts = st.integers(min_value=1, max_value=100)
+        pool["http"] = {"http1_max_pending_requests": draw(counts),
+                        "max_requests_per_connection": draw(counts),
+                        "max_retries": draw(st.integers(min_value=1, max_value=10))}
+    out = {"connection_pool": pool}
+    if draw(st.booleans()):
+        out["outlier_detection"] = {
+            "consecutive_5xx_errors": draw(st.integers(min_value=1, max_value=10)),
+            "interval": draw(st.sampled_from(["5s", "30s"])),
+            "base_ejection_time": draw(st.sampled_from(["30s", "2m"])),
+            "max_ejection_percent": draw(st.integers(min_value=1, max_value=100))}
+    return out
+
+
+@st.composite
+def policies(draw, mode="sidecar"):
     gateway = draw(st.sampled_from(["egressgateway-a", "egw-b", "corp-egress"]))
     gateway_ports = draw(st.sampled_from(["auto", "explicit", "mixed"]))
     rules, index = [], 0
@@ -217,7 +289,7 @@ def policies(draw):
             sources.append(source)
         targets = []
         for dummy in range(draw(st.integers(min_value=1, max_value=3))):
-            targets.append(draw(entries(index, gateway_ports)))
+            targets.append(draw(entries(index, gateway_ports, mode)))
             index += 1
         rules.append({"from": sources, "to": targets})
     return {"gateway": gateway, "egress_rules": rules}
@@ -234,15 +306,20 @@ def _render_or_skip(policy, out_dir, mode):
 
 @pytest.mark.parametrize("mode", ["sidecar", "ambient"])
 def test_generated_policies_pass(meshcheck, tmp_path, mode):
-    dirs = []
+    dirs, features = [], set()
 
     @settings(max_examples=GENERATED, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    @given(policies())
+    @given(policies(mode))
     def collect(policy):
         out = _render_or_skip(policy, str(tmp_path / ("p%04d" % len(dirs))), mode)
         assume(out is not None)
         dirs.append(out)
+        for rule in policy["egress_rules"]:
+            for entry in rule["to"]:
+                features.update(k for k in ("tls", "traffic_policy") if k in entry)
+                if any(h.startswith("*.") for h in entry["hosts"]):
+                    features.add("wildcard")
 
     collect()
     assert len(dirs) >= GENERATED * 0.9, "too few valid policies generated: %d" % len(dirs)
@@ -251,7 +328,7 @@ def test_generated_policies_pass(meshcheck, tmp_path, mode):
               "selector", "namespace-wide", "several rules", "L7 rules"}
     if mode == "sidecar":
         wanted.add("shared port")  # ambient mode has no gateway ports
-    missing = wanted - covered
+    missing = (wanted - covered) | ({"tls", "traffic_policy", "wildcard"} - features)
     assert not missing, "the generated policies miss: %s" % sorted(missing)
 
     code, out, summary = run_meshcheck(meshcheck, dirs, "-failures-only")

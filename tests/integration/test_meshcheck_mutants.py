@@ -31,6 +31,8 @@ BASES = {
     "seed-2": os.path.join(EXAMPLES, "seed-2-https-upgrade.yaml"),
     "seed-3": os.path.join(EXAMPLES, "seed-3-auto-ports.yaml"),
     "shared-port": os.path.join(REPO, "tests", "integration", "policies", "shared-port.yaml"),
+    "partner-tls": os.path.join(EXAMPLES, "partner-tls.yaml"),
+    "partner-tls-ambient": os.path.join(EXAMPLES, "partner-tls-ambient.yaml"),
 }
 VERIFICATION_MD = os.path.join(REPO, "docs", "verification.md")
 
@@ -313,6 +315,55 @@ def dangling_route_destination(docs):
 
 # ---------------------------------------------------------------- the suite
 
+# ---------------------------------------------------------------- tls, trafficPolicy, wildcards
+
+
+def _dr_tls(docs, host):
+    """Every TLS setting (top or port level) of the DestinationRules of ``host``."""
+    for doc in _objects(docs, "DestinationRule", "istio-egress",
+                        where=lambda d: d["spec"]["host"] == host):
+        policy = doc["spec"]["trafficPolicy"]
+        for settings in [policy] + policy.get("portLevelSettings", []):
+            if settings.get("tls"):
+                yield settings
+
+
+def credential_dropped(docs):
+    for settings in _dr_tls(docs, "ledger.egressgateway-p.egress.internal"):
+        del settings["tls"]["credentialName"]
+        settings["tls"]["caCertificates"] = "/etc/ssl/certs/ca-certificates.crt"
+    return docs
+
+
+def credential_dropped_no_ca(docs):
+    for settings in _dr_tls(docs, "ledger.egressgateway-p.egress.internal"):
+        del settings["tls"]["credentialName"]
+    return docs
+
+
+def partner_sni_changed(docs):
+    for settings in _dr_tls(docs, "partner-api.egressgateway-p.egress.internal"):
+        settings["tls"]["sni"] = "other.partner.example"
+    return docs
+
+
+def mutual_to_simple(docs):
+    for settings in _dr_tls(docs, "api.partner.example"):
+        settings["tls"]["mode"] = "SIMPLE"
+    return docs
+
+
+def max_connections_changed(docs):
+    for settings in _dr_tls(docs, "api.partner.example"):
+        settings["connectionPool"]["tcp"]["maxConnections"] += 1
+    return docs
+
+
+def wildcard_rule_dropped(docs):
+    return [d for d in docs if not (d["kind"] == "DestinationRule"
+                                    and d["spec"]["host"].startswith("*."))]
+
+
 MUTANTS = [
     # sidecar mode: the issue's table
     Mutant("sni-condition-dropped", "shared-port", "sidecar", "gateway-authz", drop_sni_condition),
@@ -380,6 +431,18 @@ MUTANTS = [
            service_port_moved),
     Mutant("ambient-dangling-route", "shared-port", "ambient", "istio-analyzers",
            dangling_route_destination),
+    # tls, trafficPolicy and wildcards (partner-tls examples)
+    Mutant("credential-dropped", "partner-tls", "sidecar", "gateway->upstream", credential_dropped),
+    Mutant("credential-dropped-no-ca", "partner-tls", "sidecar", "istio-analyzers",
+           credential_dropped_no_ca),
+    Mutant("origination-sni-changed", "partner-tls", "sidecar", "gateway->upstream",
+           partner_sni_changed),
+    Mutant("ambient-mutual-to-simple", "partner-tls-ambient", "ambient", "waypoint->upstream",
+           mutual_to_simple),
+    Mutant("ambient-max-connections-changed", "partner-tls-ambient", "ambient",
+           "waypoint->upstream", max_connections_changed),
+    Mutant("ambient-wildcard-rule-dropped", "partner-tls-ambient", "ambient",
+           "waypoint->upstream", wildcard_rule_dropped),
 ]
 
 

@@ -28,16 +28,28 @@ const (
 // ensureAmbientEnv re-executes the process with PILOT_ENABLE_AMBIENT=true: Istio reads the flag
 // (and derives the waypoint flags from it) when its packages initialize, so setting it later would
 // generate a waypoint's configuration differently from istiod's.
+//
+// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS=true likewise: without it istiod builds no waypoint
+// chain or cluster for the TLS port of a wildcard DYNAMIC_DNS ServiceEntry (listener_waypoint.go,
+// cluster_waypoint.go), and docs/policy.md tells users to set it on istiod for HTTPS wildcards.
 func ensureAmbientEnv() {
-	if os.Getenv("PILOT_ENABLE_AMBIENT") == "true" {
+	if os.Getenv("PILOT_ENABLE_AMBIENT") == "true" && os.Getenv(wildcardTLSFlag) == "true" {
 		return
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		panic(err)
 	}
-	panic(syscall.Exec(exe, os.Args, append(os.Environ(), "PILOT_ENABLE_AMBIENT=true")))
+	env := []string{"PILOT_ENABLE_AMBIENT=true", wildcardTLSFlag + "=true"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PILOT_ENABLE_AMBIENT=") && !strings.HasPrefix(kv, wildcardTLSFlag+"=") {
+			env = append(env, kv)
+		}
+	}
+	panic(syscall.Exec(exe, os.Args, env))
 }
+
+const wildcardTLSFlag = "ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS"
 
 // waypointLabels are the labels istiod's deployment controller puts on a waypoint's pods.
 func waypointLabels(name string) map[string]string {

@@ -121,7 +121,7 @@ func waypointCall(e *PEntry, h, addr string) (simulation.Call, string, string) {
 
 func (c *checker) checkWaypoint(e *PEntry, h, addr string, wp proxySpec) {
 	sim := c.sim(wp)
-	call, desc, kind := waypointCall(e, h, addr)
+	call, desc, kind := waypointCall(e, requestName(h), addr)
 	chain, res, err := runThroughWaypoint(sim, call)
 	if res.FilterChainMatched == "" {
 		res.FilterChainMatched = chain
@@ -152,6 +152,51 @@ func (c *checker) checkWaypoint(e *PEntry, h, addr string, wp proxySpec) {
 		ok, verdict := decide(fc, req, ac.want)
 		c.add(label, "waypoint-authz", &wp, ac.who+": "+d, res, ok, verdict)
 	}
+	if isWildcard(h) {
+		c.wildcardOutside(e, h, addr, wp)
+	}
+}
+
+// wildcardOutside: a name outside a wildcard. ztunnel's DNS answers the wildcard's address only for
+// names under it (structural: meshcheck does not run ztunnel's DNS); a client that sends another
+// name to that address itself reaches the same chain. HTTP: the route (by Host) must refuse it.
+// TLS: the dynamic forward proxy dials whatever the SNI names unless the waypoint's authorization
+// refuses it; if it does not, that is what Istio documents for
+// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS ("susceptible to SNI spoofing"): recorded as
+// structural, with what the waypoint does.
+func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
+	sim := c.sim(wp)
+	outside := outsideName
+	call, desc, _ := waypointCall(e, outside, addr)
+	chain, res, err := runThroughWaypoint(sim, call)
+	label := entryLabel(e, h)
+	fc := xdstest.ExtractFilterChain(chain, xdstest.ExtractListener("main_internal", sim.Listeners))
+	switch {
+	case err != nil:
+		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, true, "PASS refused: "+err.Error())
+		return
+	case fc == nil:
+		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, true, "PASS no chain serves "+outside)
+		return
+	case e.Protocol == "HTTP":
+		// HTTP is routed by Host: the wildcard's virtual host must not take another name
+		c.add(label, "waypoint-authz", &wp, "outside name: "+desc, res, false, "FAIL the waypoint routes Host "+outside+" on the wildcard's address to "+res.ClusterMatched)
+		return
+	}
+	var ns string
+	for _, s := range c.p.SourcesOf(e) {
+		ns = s.Namespace
+		break
+	}
+	req := request{Principal: spiffe(ns, "default"), SourceIP: "10.244.1.250", DstIP: addr, DstPort: e.Port,
+		HTTP: e.Protocol == "HTTP", Host: outside, Method: "GET", Path: "/", SNI: call.Sni}
+	ok, verdict := decide(fc, req, false)
+	if !ok {
+		verdict = "PASS (structural: Istio's documented SNI spoofing risk of wildcard DYNAMIC_DNS; ztunnel's DNS " +
+			"never answers this address for " + outside + ") the waypoint forwards a spoofed name on " + addr +
+			": " + strings.TrimPrefix(verdict, "FAIL ")
+	}
+	c.add(label, "waypoint-authz", &wp, "source "+ns+" spoofs outside name: "+desc, res, true, verdict)
 }
 
 func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc string, res simulation.Result, fc *listener.FilterChain) {
@@ -168,8 +213,15 @@ func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc 
 		return
 	}
 	want := fmt.Sprintf("%s:%d", h, e.UpstreamPort())
-	got := c.clusterEndpoints(wp, cl)
-	if strings.Join(got, ",") != want {
+	if isWildcard(h) {
+		// DYNAMIC_DNS: the waypoint resolves the name each request asks for
+		dfp, err := dynamicForward(cl, fc, e)
+		if err != nil {
+			fail(err.Error())
+			return
+		}
+		want = fmt.Sprintf("%s:%d (%s)", requestName(h), e.UpstreamPort(), dfp)
+	} else if got := c.clusterEndpoints(wp, cl); strings.Join(got, ",") != want {
 		fail(fmt.Sprintf("cluster sends to %v, the policy says [%s]", got, want))
 		return
 	}
@@ -178,10 +230,18 @@ func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc 
 	if u != nil {
 		tlss = append(tlss, u)
 	}
-	okTLS, why := checkLastHopTLS(tlss, e.TLS(), h)
+	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
 	if !okTLS {
 		fail(why + " (transport " + sockets + ")")
 		return
+	}
+	okTP, limits := checkTrafficPolicy(cl, e)
+	if !okTP {
+		fail(limits)
+		return
+	}
+	if limits != "" {
+		why += "; " + limits
 	}
 	if e.Protocol == "HTTP" {
 		r := findRoute(sim, res, fc)
@@ -190,10 +250,10 @@ func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc 
 			return
 		}
 		if rw := hostRewrite(r); rw != "" {
-			fail("the route rewrites the Host header (" + rw + "), the policy keeps " + h)
+			fail("the route rewrites the Host header (" + rw + "), the policy keeps " + requestName(h))
 			return
 		}
-		why += ", Host " + h + " kept"
+		why += ", Host " + requestName(h) + " kept"
 	}
 	c.add(label, "waypoint->upstream", &wp, desc, res, true, "PASS "+want+"; "+why)
 }

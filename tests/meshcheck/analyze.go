@@ -4,12 +4,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+
+	networking "istio.io/api/networking/v1"
 
 	"istio.io/istio/pkg/config/analysis/analyzers"
 	"istio.io/istio/pkg/config/analysis/diag"
 	"istio.io/istio/pkg/config/analysis/local"
+	"istio.io/istio/pkg/config/schema/gvk"
 )
 
 // allowedMessage is an analyzer message meshcheck accepts, with the reason. Keep this list short
@@ -17,21 +22,66 @@ import (
 type allowedMessage struct {
 	Code     string // IST0xxx
 	Contains string // substring of the message text that must be present
-	Reason   string
+	// Match, when set, must also hold for the object the message is about
+	Match  func(in *Input, m diag.Message) bool
+	Reason string
 }
 
-// analyzerAllowlist is empty on purpose: the rendered config must pass Istio's analyzers clean.
-var analyzerAllowlist = []allowedMessage{}
+// credentialCA is the reason for IST0128/IST0129 on a DestinationRule whose TLS names a Secret.
+const credentialCA = "the DestinationRule's tls has credentialName: Istio verifies the server with the Secret's " +
+	"ca.crt (or a <name>-cacert Secret) served over SDS as kubernetes://<name>-cacert (pilot/pkg/xds/sds.go, " +
+	"credentials/kube/secrets.go GetCaCert, no fallback: without ca.crt the upstream fails closed); the " +
+	"analyzer exempts only DestinationRules with a workloadSelector"
 
-func allowed(m diag.Message) (bool, string) {
+// analyzerAllowlist: only the caCertificates warnings about a TLS setting that names a Secret. A
+// DestinationRule (or port) with SIMPLE and no credentialName is still reported.
+var analyzerAllowlist = []allowedMessage{
+	{Code: "IST0128", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
+	{Code: "IST0129", Contains: "no caCertificates are set to validate server identity", Match: drTLSHasCredential, Reason: credentialCA},
+}
+
+func allowed(in *Input, m diag.Message) (bool, string) {
 	s := m.String()
 	for _, a := range analyzerAllowlist {
-		if m.Type.Code() == a.Code && strings.Contains(s, a.Contains) {
+		if m.Type.Code() == a.Code && strings.Contains(s, a.Contains) && (a.Match == nil || a.Match(in, m)) {
 			return true, a.Reason
 		}
 	}
 	return false, ""
 }
+
+// drTLSHasCredential: the message is about a DestinationRule of the render whose TLS setting it
+// names (port level: "at port number:N"; else the top level) names a Secret (credentialName).
+func drTLSHasCredential(in *Input, m diag.Message) bool {
+	if m.Resource == nil || m.Resource.Metadata.Schema == nil || m.Resource.Metadata.Schema.Kind() != "DestinationRule" {
+		return false
+	}
+	name := m.Resource.Metadata.FullName
+	port := 0
+	if sm := portOfMessage.FindStringSubmatch(m.String()); sm != nil {
+		port, _ = strconv.Atoi(sm[1])
+	}
+	for _, c := range in.Configs {
+		if c.GroupVersionKind != gvk.DestinationRule || c.Namespace != string(name.Namespace) || c.Name != string(name.Name) {
+			continue
+		}
+		dr := c.Spec.(*networking.DestinationRule)
+		tls := dr.GetTrafficPolicy().GetTls()
+		if port != 0 {
+			tls = nil
+			for _, pl := range dr.GetTrafficPolicy().GetPortLevelSettings() {
+				if int(pl.GetPort().GetNumber()) == port {
+					tls = pl.GetTls()
+				}
+			}
+		}
+		mode := tls.GetMode()
+		return (mode == networking.ClientTLSSettings_SIMPLE || mode == networking.ClientTLSSettings_MUTUAL) && tls.GetCredentialName() != ""
+	}
+	return false
+}
+
+var portOfMessage = regexp.MustCompile(`at port number:(\d+)`)
 
 // meshConfigYAML is the mesh config the analyzers see; it matches the simulation's. TCP by host
 // name needs Istio's DNS proxy with address auto-allocation (the collection says so when it renders
@@ -89,7 +139,7 @@ func analyze(in *Input, outbound string) (rows []Row, lines []string) {
 			info++
 			lines = append(lines, "  "+m.String())
 		default:
-			if ok, why := allowed(m); ok {
+			if ok, why := allowed(in, m); ok {
 				allowedN++
 				lines = append(lines, "  "+m.String()+"  [allowed: "+why+"]")
 				continue

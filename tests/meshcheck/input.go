@@ -295,8 +295,8 @@ func (in *Input) splitResources() error {
 
 // allocateVIPs does what istiod's IP auto-allocation controller (pilot/pkg/controllers/ipallocate,
 // on by default: PILOT_ENABLE_IP_AUTOALLOCATE) does in a cluster: every ServiceEntry that qualifies
-// (not resolution NONE, no spec addresses, not opted out) gets one address per non-wildcard host
-// from 240.240.0.0/16 in its status. Sidecars with DNS capture use these addresses for listeners,
+// (not resolution NONE, no spec addresses, not opted out) gets one address per host (a wildcard
+// host only with resolution DYNAMIC_DNS, ipallocate.keepHost) from 240.240.0.0/16 in its status. Sidecars with DNS capture use these addresses for listeners,
 // and the DNS proxy answers them, which is how TCP-by-name is routed.
 func (in *Input) allocateVIPs() {
 	idx := make([]int, 0, len(in.Configs))
@@ -318,7 +318,8 @@ func (in *Input) allocateVIPs() {
 		se := c.Spec.(*networking.ServiceEntry)
 		st := &networking.ServiceEntryStatus{}
 		for _, h := range se.Hosts {
-			if strings.HasPrefix(h, "*") {
+			// ipallocate's keepHost: a wildcard host gets an address only with DYNAMIC_DNS
+			if strings.HasPrefix(h, "*") && se.Resolution != networking.ServiceEntry_DYNAMIC_DNS {
 				continue
 			}
 			st.Addresses = append(st.Addresses, &networking.ServiceEntryAddress{Value: next.String(), Host: h})

@@ -32,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -177,7 +178,7 @@ func checkDir(dir, outbound string, verbose, noAnalyze bool) (rows []Row, notes 
 	err = test.Wrap(func(t test.Failer) {
 		defer func() {
 			if r := recover(); r != nil {
-				t.Fatalf("panic: %v", r)
+				t.Fatalf("panic: %v (at %s)", r, istioFrame(string(debug.Stack())))
 			}
 		}()
 		simRows, dumps = simulate(t, in, outbound, verbose)
@@ -226,4 +227,20 @@ func sortedStrings(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
+}
+
+// istioFrame: the innermost frame of Istio's own code in a panic's stack (where istiod would
+// panic too), e.g. "pilot/pkg/networking/core/cluster_traffic_policy.go:551".
+func istioFrame(stack string) string {
+	for _, line := range strings.Split(stack, "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, "istio.io/istio@"); i >= 0 && !strings.Contains(line, "/pkg/test/") {
+			f := line[i:]
+			if j := strings.Index(f, "/"); j >= 0 {
+				f = f[j+1:]
+			}
+			return strings.SplitN(f, " ", 2)[0]
+		}
+	}
+	return "outside Istio's code"
 }

@@ -6,7 +6,7 @@ package main
 //
 // From policy.yaml: the gateway, the mode, the waypoint, every rule's sources (namespace,
 // workload selector, service accounts) and every entry's hosts, port, protocol, gateway port,
-// HTTPS upgrade and HTTP method/path rules. From that, and from the documented design
+// HTTPS upgrade, HTTP method/path rules, tls, trafficPolicy and dynamicDns. From that, and from the documented design
 // (docs/design.md, docs/ambient.md), the oracle says for every (entry, host, source):
 //
 //   sidecar: the workload's sidecar sends host:port to the gateway Service on the entry's gateway
@@ -14,11 +14,15 @@ package main
 //     the SNI that selects the entry's server (HTTP entries: the entry's first host; HTTPS and TCP
 //     entries: <entry>.<tag>.<gateway>.egress.internal, where the tag is the same for rules that
 //     admit the same sources and differs otherwise); the gateway sends it to the entry's first
-//     host (for TCP by address: the address) on the port, or the upgrade port with TLS originated
-//     with SNI = the first host and the server certificate verified; otherwise without added TLS;
-//   ambient: ztunnel sends the host's address (auto-allocated, or the TCP address) to the
-//     waypoint (spec.waypoint, default <gateway>-waypoint in istio-egress); the waypoint sends it
-//     to the host itself on the port, or on the upgrade port with TLS originated with SNI = host;
+//     host (for TCP by address: the address) on the port, or the upgrade port, with TLS
+//     originated for an upgrade or tls written (upstream.go: mode, SNI, client certificate, CA,
+//     certificate names) and the trafficPolicy on its cluster; otherwise without added TLS; a
+//     wildcard host is called with a concrete name under it;
+//   ambient: ztunnel sends the host's address (auto-allocated, or the TCP address; a wildcard's
+//     with dynamicDns too) to the waypoint (spec.waypoint, default <gateway>-waypoint in
+//     istio-egress); the waypoint sends it to the host itself on the port, or on the upgrade port,
+//     with TLS and limits as above (SNI = the host unless tls.sni says otherwise), a wildcard's
+//     through a dynamic forward proxy that resolves the request's own name;
 //   both: exactly the rule's sources are admitted (their service accounts where listed), with the
 //     entry's methods and path prefixes; everyone else is refused.
 //
@@ -74,6 +78,9 @@ type PEntry struct {
 	UpgradePort  int    // 0: no HTTPS upgrade
 	Methods      []string
 	PathPrefixes []string
+	OTLS         *PTLS     // to[].tls as written; nil when not written
+	Traffic      *PTraffic // to[].trafficPolicy as written; nil when not written
+	DynamicDNS   bool      // to[].dynamicDns
 }
 
 // ByAddress: a TCP entry given by IP address.
@@ -89,10 +96,10 @@ func (e *PEntry) UpstreamPort() int {
 	return e.Port
 }
 
-// TLS on the last hop: origination (upgraded), passthrough (HTTPS) or plain.
+// TLS on the last hop: origination (upgraded, or tls written), passthrough (HTTPS) or plain.
 func (e *PEntry) TLS() string {
 	switch {
-	case e.UpgradePort != 0:
+	case e.UpgradePort != 0 || (e.OTLS != nil && e.Protocol != "HTTPS"):
 		return "origination"
 	case e.Protocol == "HTTPS":
 		return "passthrough"
@@ -289,6 +296,9 @@ type policyYAML struct {
 					Methods      []string `json:"methods"`
 					PathPrefixes []string `json:"pathPrefixes"`
 				} `json:"http"`
+				TLS           *PTLS     `json:"tls"`
+				TrafficPolicy *PTraffic `json:"trafficPolicy"`
+				DynamicDNS    bool      `json:"dynamicDns"`
 			} `json:"to"`
 		} `json:"egressRules"`
 	} `json:"spec"`
@@ -357,6 +367,13 @@ func loadPolicy(dir, mode string) (*Policy, error) {
 			}
 			if t.HTTP != nil {
 				e.Methods, e.PathPrefixes = t.HTTP.Methods, t.HTTP.PathPrefixes
+			}
+			e.OTLS, e.Traffic, e.DynamicDNS = t.TLS, t.TrafficPolicy, t.DynamicDNS
+			if e.OTLS != nil {
+				e.OTLS.Mode = strings.ToUpper(e.OTLS.Mode)
+				if e.OTLS.Mode == "" {
+					e.OTLS.Mode = "SIMPLE"
+				}
 			}
 			switch {
 			case e.Name == "" || len(e.Hosts) == 0 || e.Port == 0:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Condense `make verify-mesh` output into the per-host path tables of docs/verification.md
-(the seed renders, sidecar and ambient mode).
+(the seed renders, sidecar and ambient mode, and the partner-tls examples).
 
     make verify-mesh | python3 tests/meshcheck/paths_table.py
 """

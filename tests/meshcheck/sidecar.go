@@ -79,6 +79,10 @@ func (c *checker) checkSidecar() {
 				for _, labels := range c.clientsOf(s) {
 					for _, dns := range c.variants(e.Protocol, e.Port) {
 						c.checkClient(e, h, c.clientProxy(s.Namespace, labels, dns), ob)
+						if isWildcard(h) && !c.p.grantedHostPort(s.Namespace, labels, outsideName, e.Port, e.Protocol) {
+							// a name outside the wildcard: the granted workload itself is refused
+							c.checkNowhere(entryLabel(e, h)+" outside", c.clientProxy(s.Namespace, labels, dns), outsideName, e.Port, e.Protocol)
+						}
 					}
 				}
 			}
@@ -116,7 +120,7 @@ func (c *checker) checkSidecar() {
 // checkClient: hop sidecar->gateway for one client.
 func (c *checker) checkClient(e *PEntry, h string, px proxySpec, ob *entryObs) {
 	sim := c.sim(px)
-	call, desc := c.clientCall(h, e.Port, e.Protocol, px.ns, px.dns)
+	call, desc := c.clientCall(requestName(h), e.Port, e.Protocol, px.ns, px.dns)
 	res := run(sim, call)
 	fail := func(msg string) { c.add(entryLabel(e, h), "sidecar->gateway", &px, desc, res, false, "FAIL "+msg) }
 	g := c.in.Gateway
@@ -194,7 +198,7 @@ func (c *checker) gatewayCall(e *PEntry, h string, port int, sni string) (simula
 	desc := fmt.Sprintf("mtls :%d SNI=%s", tp, sni)
 	if e.Protocol == "HTTP" {
 		call.Protocol = simulation.HTTP
-		call.HostHeader = h
+		call.HostHeader = requestName(h)
 		desc += " Host=" + h
 	} else {
 		call.Protocol = simulation.TCP
@@ -241,10 +245,18 @@ func (c *checker) checkGatewayHop(e *PEntry, h string, ob *entryObs) {
 		fail(fmt.Sprintf("cluster sends to %v, the policy says %v", got, want))
 		return
 	}
-	okTLS, why := checkLastHopTLS(tlss, e.TLS(), e.Hosts[0])
+	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
 	if !okTLS {
 		fail(why)
 		return
+	}
+	okTP, limits := checkTrafficPolicy(cl, e)
+	if !okTP {
+		fail(limits)
+		return
+	}
+	if limits != "" {
+		why += "; " + limits
 	}
 	if e.Protocol == "HTTP" {
 		r := findRoute(sim, res, fc)
@@ -318,7 +330,7 @@ func (c *checker) checkGatewayAuthz(e *PEntry, h string, obs map[*PEntry]*entryO
 	tp := c.targetPort(ob.port)
 	ask := func(ac authzCase, sni string) {
 		req := request{Principal: spiffe(ac.ns, ac.sa), SourceIP: "10.244.1.250", DstIP: c.in.GatewayPodIP, DstPort: tp,
-			HTTP: e.Protocol == "HTTP", Host: h, Method: ac.method, Path: ac.path, SNI: sni}
+			HTTP: e.Protocol == "HTTP", Host: requestName(h), Method: ac.method, Path: ac.path, SNI: sni}
 		call, desc := c.gatewayCall(e, h, ob.port, sni)
 		desc = fmt.Sprintf("%s %s", strings.TrimPrefix(req.Principal, "spiffe://"), desc)
 		if req.HTTP {

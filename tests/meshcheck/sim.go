@@ -315,7 +315,7 @@ func passedThrough(res simulation.Result) bool {
 // NetworkPolicy stops it, which the simulation does not model.
 func (c *checker) checkNowhere(entry string, p proxySpec, host string, port int, proto string) {
 	sim := c.sim(p)
-	call, desc := c.clientCall(host, port, proto, p.ns, p.dns)
+	call, desc := c.clientCall(requestName(host), port, proto, p.ns, p.dns)
 	res := run(sim, call)
 	var ok bool
 	var verdict string
@@ -511,34 +511,6 @@ func isIstioMutual(u *tlsv3.UpstreamTlsContext) bool {
 		return false
 	}
 	return ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName() == "ROOTCA"
-}
-
-// checkLastHopTLS: TLS origination with the policy's SNI and a verified server, or no added TLS.
-func checkLastHopTLS(tlss []*tlsv3.UpstreamTlsContext, want, sni string) (bool, string) {
-	switch want {
-	case "origination":
-		if len(tlss) == 0 {
-			return false, "no TLS origination (want SIMPLE, SNI " + sni + ")"
-		}
-		for _, u := range tlss {
-			if isIstioMutual(u) {
-				return false, "Istio mutual TLS to the external host, want SIMPLE"
-			}
-			if u.GetSni() != sni {
-				return false, fmt.Sprintf("TLS SNI %q, the policy says %q", u.GetSni(), sni)
-			}
-		}
-		roots := validationOf(tlss[0])
-		if roots == "" {
-			return false, "TLS origination sni=" + sni + " does not verify the server certificate"
-		}
-		return true, "TLS origination sni=" + sni + ", server verified with " + roots
-	default:
-		if len(tlss) > 0 {
-			return false, fmt.Sprintf("originates TLS (SNI %q), want %s", tlss[0].GetSni(), want)
-		}
-		return true, "no TLS added (" + want + ")"
-	}
 }
 
 // clusterEndpoints: host:port of every endpoint of a cluster (inline for DNS clusters, from EDS

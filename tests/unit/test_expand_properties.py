@@ -435,7 +435,8 @@ def _originates(entry):
 
 def _expected_tls(entry, host, plain_sni):
     """The ``tls`` a DestinationRule must carry toward ``host`` (None: none): a plain upgrade is
-    SIMPLE with the system CA bundle and ``plain_sni`` (the one host the rule serves, or None);
+    SIMPLE with the system CA bundle and ``plain_sni`` (the one host the rule serves, or None),
+    checked as the certificate's name;
     ``tls`` gives the mode, the Secret (else the bundle), the SNI (else ``plain_sni``; a TCP
     entry's default: the host) and the names checked (default: the SNI)."""
     if not _originates(entry):
@@ -444,7 +445,9 @@ def _expected_tls(entry, host, plain_sni):
     if not tls:
         out = {"mode": "SIMPLE", "caCertificates": SYSTEM_CA}
         if plain_sni:
+            # the certificate checked for it: Istio checks no name for a fixed SNI alone
             out["sni"] = plain_sni
+            out["subjectAltNames"] = [plain_sni]
         return out
     out = {"mode": tls["mode"].upper()}
     if tls.get("credential_name"):

@@ -60,8 +60,10 @@ UPGRADE = {"enabled": True, "port": 443}
 
 def test_origination_tls_of_a_plain_upgrade_keeps_the_given_sni():
     target = _target(https_upgrade=UPGRADE)
+    # checked for that name: Istio checks none when sni is set without subjectAltNames
     assert origination_tls(target, "example.com", sni="example.com") == {
-        "mode": "SIMPLE", "sni": "example.com", "caCertificates": SYSTEM_CA_BUNDLE}
+        "mode": "SIMPLE", "sni": "example.com", "caCertificates": SYSTEM_CA_BUNDLE,
+        "subjectAltNames": ["example.com"]}
     # no SNI: Istio's auto SNI and auto SAN validation use each request's host
     assert origination_tls(target, "example.com") == {
         "mode": "SIMPLE", "caCertificates": SYSTEM_CA_BUNDLE}

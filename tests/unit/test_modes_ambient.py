@@ -202,7 +202,8 @@ def test_seed2_tls_origination_only_on_the_upgraded_port(seed2):
         # port-level only: the passthrough port 443 of the same host keeps the application's TLS
         assert rule["spec"]["trafficPolicy"] == {"portLevelSettings": [
             {"port": {"number": 80}, "tls": {"mode": "SIMPLE", "sni": host,
-                                             "caCertificates": CA_BUNDLE}}]}
+                                             "caCertificates": CA_BUNDLE,
+                                             "subjectAltNames": [host]}}]}
 
 
 def test_seed2_authorization_per_entry_port(seed2):
@@ -286,7 +287,8 @@ def test_seed3_origination_and_authorization(seed3):
     assert rule == {"host": "taobao.com", "exportTo": ["."], "trafficPolicy": {
         "portLevelSettings": [{"port": {"number": 80},
                                "tls": {"mode": "SIMPLE", "sni": "taobao.com",
-                                       "caCertificates": CA_BUNDLE}}]}}
+                                       "caCertificates": CA_BUNDLE,
+                                       "subjectAltNames": ["taobao.com"]}}]}}
     policies = kinds(objects, "AuthorizationPolicy")
     assert [(p["spec"]["targetRefs"][0]["name"],
              [r["to"][0]["operation"]["ports"] for r in p["spec"]["rules"]]) for p in policies] == [
@@ -763,7 +765,8 @@ def test_origination_rules_and_virtual_services_per_host_of_a_group():
     assert [r["spec"]["host"] for r in rules] == ["a.example.com", "b.example.com"]
     assert rules[0]["spec"]["trafficPolicy"]["portLevelSettings"] == [{
         "port": {"number": 80},
-        "tls": {"mode": "SIMPLE", "sni": "a.example.com", "caCertificates": CA_BUNDLE}}]
+        "tls": {"mode": "SIMPLE", "sni": "a.example.com", "caCertificates": CA_BUNDLE,
+                "subjectAltNames": ["a.example.com"]}}]
     services = virtual_services(policy, waypoint, group)
     assert [s["spec"]["hosts"] for s in services] == [["a.example.com"], ["b.example.com"]]
     assert services[0]["spec"]["http"][0]["timeout"] == "5s"
@@ -817,6 +820,18 @@ def test_wildcards_need_dynamic_dns_in_ambient_mode():
         "instead of *.vendor.example, or use sidecar mode"]
     assert warnings(params(https(dynamic_dns=True)), "ambient")[0] == (
         "egress_rules[0].to[0].dynamic_dns: ignored: the entry has no wildcard host")
+    # istiod panics on outlier detection for a dynamic forward proxy cluster (found by meshcheck)
+    outlier = {"outlier_detection": {"consecutive_5xx_errors": 3}}
+    assert errors(params(https(hosts=WILD, dynamic_dns=True, traffic_policy=outlier)),
+                  "ambient") == [
+        "egress_rules[0].to[0].traffic_policy.outlier_detection: not available with wildcard "
+        "hosts in ambient mode: istiod panics building the waypoint's dynamic forward proxy "
+        "cluster for *.vendor.example when its DestinationRule sets outlier detection (the "
+        "cluster has no common_lb_config; Istio 1.31 and earlier), and stops serving "
+        "configuration; set it only on entries without wildcard hosts"]
+    pool = {"connection_pool": {"tcp": {"max_connections": 5}}}
+    assert errors(params(https(hosts=WILD, dynamic_dns=True, traffic_policy=pool)),
+                  "ambient") == []
 
 
 def test_dynamic_dns_service_entries_hold_the_wildcards_alone():

@@ -493,7 +493,8 @@ def test_gateway_side_builders_of_an_upgraded_entry():
     assert upstream_service_entry(ctx, target)["spec"]["ports"] == [
         {"number": 443, "name": "https-443", "protocol": "HTTPS"}]
     assert upstream_rule(ctx, target)["spec"]["trafficPolicy"]["tls"] == {
-        "mode": "SIMPLE", "sni": "example.com", "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}
+        "mode": "SIMPLE", "sni": "example.com",
+        "caCertificates": "/etc/ssl/certs/ca-certificates.crt", "subjectAltNames": ["example.com"]}
     assert gateway_virtual_service(ctx, target)["spec"]["http"][0]["match"] == [
         {"gateways": [GW_REF], "port": 8080}]
     assert gateway(ctx)["spec"]["servers"] == [{

@@ -153,6 +153,16 @@ def _upstream_findings(target, sp, waypoint):
             "%s.%s: not available with wildcard hosts in ambient mode: the waypoint's dynamic "
             "forward proxy dials the port the workload called; list the names instead of %s, or "
             "use sidecar mode" % (target.path, sp.key("https_upgrade"), target.wildcards[0]))
+    elif target.wildcards and target.traffic_policy is not None \
+            and target.traffic_policy.outlier_detection:
+        errors.append(
+            "%s.%s.%s: not available with wildcard hosts in ambient mode: istiod panics building "
+            "the waypoint's dynamic forward proxy cluster for %s when its DestinationRule sets "
+            "outlier detection (the cluster has no common_lb_config; Istio 1.31 and earlier), and "
+            "stops serving configuration; set it only on entries without wildcard hosts"
+            % (target.path, sp.key("traffic_policy"),
+               "outlierDetection" if sp.name == "resource" else "outlier_detection",
+               ", ".join(target.wildcards)))
     elif target.wildcards:
         if target.protocol == HTTP:
             version = "Istio 1.28 or later"
