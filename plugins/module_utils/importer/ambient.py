@@ -138,18 +138,20 @@ def _last_hop(catalog, ledger, draft, se, hosts, waypoint, number):
         probe = Draft("ambient", [host], draft.port, draft.name_hint, se)
         probe.addressed_host = draft.addressed_host
         rules = catalog.rules_for(host, waypoint[0])
+        originated = None
         if rules:
             rule = rules[0]
             tls, tls_path = catalog.tls_towards(rule, number)
             if tls is not None:
-                mode = origination(tls, probe, rule, tls_path, ledger)
+                mode = originated = origination(tls, probe, rule, tls_path, ledger)
             traffic_policy(rule, number, ledger, probe)
             ledger.use(rule, tls_path or "spec", roles.WAYPOINT_ORIGINATION if mode else
                        roles.LAST_HOP, draft)
         if probe.skipped:
             ledger.skip(probe.skipped[0], probe.skipped[1], probe.skipped[2], draft)
             return mode
-        seen.append((_tls_forms(probe.tls, host), probe.traffic_policy, probe))
+        seen.append((_tls_forms(probe.tls, host, plain_upgrade=originated == "SIMPLE"),
+                     probe.traffic_policy, probe))
     common = [f for f in seen[0][0] if all(f in s[0] for s in seen)]
     if not common or any(s[1] != seen[0][1] for s in seen):
         ledger.skip(se, "spec.hosts", "the DestinationRules of its hosts set different TLS or "
@@ -166,12 +168,16 @@ def _last_hop(catalog, ledger, draft, se, hosts, waypoint, number):
     return mode
 
 
-def _tls_forms(tls, host):
+def _tls_forms(tls, host, plain_upgrade=False):
     """The ways an entry's ``tls`` can say what one host's DestinationRule does, fewest fields
     first: the entry's tls without ``sni`` sends each host's own name, and without
-    ``subjectAltNames`` checks the SNI."""
+    ``subjectAltNames`` checks the SNI. A plain upgrade's origination (SIMPLE, the host as SNI,
+    the certificate checked against it) is also ``tls`` ``{mode: SIMPLE}`` with or without them."""
     if not tls:
-        return [tls]
+        if not plain_upgrade:
+            return [tls]
+        return [tls] + _tls_forms(OrderedDict(
+            [("mode", "SIMPLE"), ("sni", host), ("subjectAltNames", [host])]), host)
     sni, names = tls.get("sni"), tls.get("subjectAltNames")
     forms = []
     for drop_sni in ((True, False) if sni == host else (False,)):

@@ -91,9 +91,16 @@ def origination(tls, draft, obj, path, ledger):
     if draft.protocol != "TCP" and list(settings) == ["mode"] and mode == "SIMPLE" and \
             default_sni(draft.mode, draft.hosts) is None:
         return mode  # Istio's automatic SNI and name check, as an entry without tls does
-    if draft.protocol != "TCP" and list(settings) == ["mode", "sni"] and mode == "SIMPLE" and \
-            sni == default_sni(draft.mode, draft.hosts):
-        return mode  # the SNI an entry without tls sends
+    plain_sni = default_sni(draft.mode, draft.hosts)
+    if draft.protocol != "TCP" and mode == "SIMPLE" and sni and sni == plain_sni and \
+            list(settings) in (["mode", "sni"], ["mode", "sni", "subjectAltNames"]) and \
+            names in ([], [sni]):
+        # what an entry without tls originates: the SNI and a check that the certificate names it
+        if not names:
+            draft.differ("validation", "%s checks the external host's certificate against its "
+                         "CA only; the policy also checks that it names %s"
+                         % (obj.at(path), sni), hosts=list(draft.hosts))
+        return mode
     draft.tls = settings
     if sni and not names:
         draft.differ("validation", "%s checks the external host's certificate against its CA "
