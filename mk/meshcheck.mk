@@ -3,7 +3,8 @@
 #   make meshcheck-build            build (or reuse) the cached meshcheck binary
 #   make verify-mesh                render the seed examples and check them
 #   make verify-mesh POLICY=FILE    render one policy file and check it
-#   make meshcheck-test             the pytest suite around meshcheck
+#   make meshcheck-test             the pytest suites around meshcheck
+#   meshcheck -telemetry DIR...     what a render's spec.telemetry makes the proxies log
 
 MESHCHECK_BUILD := tests/meshcheck/build.sh
 MESHCHECK_OUT := build/meshcheck
@@ -29,5 +30,5 @@ verify-mesh: collection ## Istio's generator on the seed renders [POLICY=FILE]
 	done; \
 	"$$mc" "$${dirs[@]}"
 
-meshcheck-test: collection meshcheck-build ## the pytest suite around meshcheck
-	$(PYTEST) tests/integration/test_meshcheck.py
+meshcheck-test: collection meshcheck-build ## the pytest suites around meshcheck (renders, telemetry)
+	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_telemetry.py

@@ -39,6 +39,7 @@ func main() {
 	noAnalyze := flag.Bool("no-analyzers", false, "skip Istio's analyzers")
 	cost := flag.Bool("cost", false, "measure instead of check: the configuration size and generation time of the proxies each DIR's cost.json lists (cost.go)")
 	runs := flag.Int("runs", 5, "with -cost: generations per proxy (the median time is reported)")
+	telemetry := flag.Bool("telemetry", false, "check instead what each DIR's spec.telemetry makes the proxies log, in either mode (telemetry.go)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: meshcheck [flags] DIR...\n\nEach DIR holds policy.yaml, resources.yaml and routes.json as rendered by scripts/render-policy.\n\n")
 		flag.PrintDefaults()
@@ -55,6 +56,9 @@ func main() {
 	quietIstio(*verbose)
 	if *cost {
 		os.Exit(runCost(flag.Args(), *runs))
+	}
+	if *telemetry {
+		os.Exit(runTelemetry(flag.Args(), *outbound, *failuresOnly))
 	}
 
 	start := time.Now()

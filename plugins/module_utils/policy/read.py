@@ -36,6 +36,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields i
     type_name,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import (
+    ACCESS_LOGGING,
     API_VERSION,
     GATEWAY_NAME_MAX,
     HTTP_METHODS,
@@ -52,6 +53,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Rule,
     Source,
     Target,
+    Telemetry,
     Waypoint,
     is_address,
 )
@@ -101,12 +103,12 @@ _RESOURCE_TOP = ("apiVersion", "kind", "metadata", "spec", "status")
 _RESOURCE_META_IGNORED = ("uid", "resourceVersion", "generation", "creationTimestamp",
                           "managedFields", "selfLink", "finalizers", "ownerReferences",
                           "deletionTimestamp", "deletionGracePeriodSeconds", "generateName")
-_RESOURCE_SPEC = ("byEgressGateway", "egressRules", "mode", "waypoint")
+_RESOURCE_SPEC = ("byEgressGateway", "egressRules", "mode", "waypoint", "telemetry")
 # kubectl's record of its last apply: present in `kubectl get -o yaml` output, never policy data.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # The top-level fields of the module-style spelling (the modules' policy options).
 PARAMS_FIELDS = ("name", "namespace", "gateway", "egress_rules", "mode", "waypoint", "labels",
-                 "annotations")
+                 "annotations", "telemetry")
 
 
 def _mapping(value):
@@ -129,6 +131,7 @@ def _resource_top(data):
         "rules": spec.get("egressRules"),
         "mode": spec.get("mode"),
         "waypoint": spec.get("waypoint"),
+        "telemetry": spec.get("telemetry"),
     }
 
 
@@ -143,6 +146,7 @@ def _params_top(data):
         "rules": data.get("egress_rules"),
         "mode": data.get("mode"),
         "waypoint": data.get("waypoint"),
+        "telemetry": data.get("telemetry"),
     }
 
 
@@ -226,6 +230,7 @@ def _read_common(reader, top, gateway_required_path):
             mode = None
 
     waypoint = _read_waypoint(reader, top["waypoint"], root + "waypoint")
+    telemetry = _read_telemetry(reader, top["telemetry"], root + "telemetry")
 
     rules_path = root + sp.key("rules")
     raw_rules = reader.sequence(top["rules"], rules_path, required=True, non_empty=True) or []
@@ -235,7 +240,7 @@ def _read_common(reader, top, gateway_required_path):
         if rule is not None:
             rules.append(rule)
     return Policy(name, namespace, gateway, rules, mode=mode, waypoint=waypoint, labels=labels,
-                  annotations=annotations, spelling=sp, written=written)
+                  annotations=annotations, spelling=sp, written=written, telemetry=telemetry)
 
 
 def _read_waypoint(reader, value, path):
@@ -251,6 +256,29 @@ def _read_waypoint(reader, value, path):
         reader.error(path + ".namespace", "must be a DNS-1123 label, got %s" % show(namespace))
     create = reader.boolean(data.get("create"), path + ".create")
     return Waypoint(name, namespace, create)
+
+
+def _read_telemetry(reader, value, path):
+    data = reader.mapping(value, path)
+    if data is None:
+        return None
+    sp = reader.spelling
+    logging_key, denied_key = sp.key("access_logging"), sp.key("denied_egress")
+    reader.known_keys(data, path, (logging_key, denied_key))
+    logging_path, denied_path = path + "." + logging_key, path + "." + denied_key
+    logging = data.get(logging_key)
+    if isinstance(logging, bool):
+        # YAML reads unquoted yes/no/on/off as booleans
+        reader.error(logging_path, "must be one of %s, got the boolean %s (to log nothing, write "
+                                   "none)" % (", ".join(ACCESS_LOGGING), logging))
+        logging = None
+    logging = reader.string(logging, logging_path)
+    if logging is not None and logging.lower() not in ACCESS_LOGGING:
+        reader.error(logging_path, "must be one of %s (any case), got %s"
+                     % (", ".join(ACCESS_LOGGING), show(logging)))
+        logging = None
+    denied = reader.boolean(data.get(denied_key), denied_path)
+    return Telemetry(logging.lower() if logging else None, denied)
 
 
 def _read_rule(reader, raw, path, index):
