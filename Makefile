@@ -40,7 +40,9 @@ TEST_SUITES += unit            # the pure core and the kube layer (fake API serv
 TEST_SUITES += playbook-test   # ansible-playbook runs without a cluster (render playbook, bad input)
 TEST_SUITES += lint            # ansible-lint, production profile
 TEST_SUITES += sanity          # ansible-test sanity from an ansible_collections/ tree
-TEST_SUITES += docs-check      # docs/reference/ current, plugin and role docs lint, changelog lint
+TEST_SUITES += test-matrix-edges # oldest ansible-core (2.16): sanity, units, smoke; newest: smoke
+TEST_SUITES += docs-check      # docs/reference/ current, plugin and role docs lint, changelog lint,
+                               # the docsite built and every page opened in headless Chromium
 TEST_SUITES += diagram-check   # Mermaid's own parser reads every route diagram
 TEST_SUITES += ee-check        # the AWX execution environment's build context
 TEST_SUITES += integration     # modules, role and CRD against a real kube-apiserver (Go build)

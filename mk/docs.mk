@@ -9,6 +9,9 @@
 #   make changelog-check   antsibull-changelog lint (changelogs/config.yaml and the fragments) and,
 #                          after the first release, lint-changelog-yaml
 #
+# docs-check also runs make docsite-test (mk/docsite.mk): the docsite built and walked in headless
+# Chromium.
+#
 # No network: antsibull-docs reads the collection through ansible-doc (ANSIBLE_COLLECTIONS_PATH
 # points at this tree) and kubernetes.core, whose doc fragment the modules use, comes from the
 # pinned `ansible` package in the venv.
@@ -65,7 +68,7 @@ docs: docs-tools ## regenerate docs/reference/ from the plugin and role docs
 	cp -r $(DOCS_BUILD)/reference $(DOCS_REFERENCE)
 	@echo "docs: $(DOCS_REFERENCE) has $$(ls $(DOCS_REFERENCE) | wc -l) files"
 
-docs-check: docs-tools changelog-check ## docs/reference/ current, docs lint, changelog lint
+docs-check: docs-tools changelog-check docsite-test ## docs/reference/ current, docs lint, changelog lint, docsite in Chromium
 	$(call docs_generate,$(DOCS_BUILD)/check)
 	@diff -r $(DOCS_REFERENCE) $(DOCS_BUILD)/check >$(DOCS_BUILD)/check.diff 2>&1 || { \
 	  echo "docs-check: $(DOCS_REFERENCE)/ is stale (not what the plugins' and roles' documentation" >&2; \

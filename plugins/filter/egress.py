@@ -47,7 +47,7 @@ def _plain(value):
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (str, bytes)):
-        return str(to_text(value))
+        return str.__str__(to_text(value))
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -60,9 +60,12 @@ def _plain(value):
 
 
 def _data(value):
-    """A mapping as it is; text is parsed as one strict YAML document."""
+    """A mapping as it is; text is parsed as one strict YAML document. Text is made a plain str
+    first: ansible-core before 2.19 hands lookups over as AnsibleUnsafeText, a subclass of str
+    that libyaml's parser refuses ("a string or stream input is required") and whose str()
+    returns itself, hence str.__str__."""
     if isinstance(value, (str, bytes)):
-        return load_yaml(to_text(value), "policy text")
+        return load_yaml(str.__str__(to_text(value)), "policy text")
     return _plain(value)
 
 
@@ -172,6 +175,31 @@ def egress_gateway_export_to(policies, mode=None, namespaces=None):
     return merge_export_to(lists + [extra])
 
 
+def _secret_readers(data):
+    loaded = load(data, "ambient")
+    if not any(t.tls is not None and t.tls.mode == "MUTUAL" for t in loaded.policy.targets()):
+        return [], ()
+    info = loaded.implementation.gateway_info(loaded)
+    # no warnings: the role shows the policy's own when it reads it (egress_policy)
+    return [{"name": info["name"], "namespace": info["namespace"],
+             "service_account": info["service_name"]}], ()
+
+
+def egress_waypoint_secret_readers(policies):
+    """Several policies -> the waypoints (ambient mode) that need to read Secrets: those whose
+    policy originates mutual TLS, whose client certificate istiod gives a waypoint only when its
+    ServiceAccount may list the Secrets of its namespace. Once each, in policy order."""
+    policies = _plain(policies)
+    if isinstance(policies, (dict, str)):
+        policies = [policies]
+    readers = []
+    for policy in policies or []:
+        for reader in _run(_secret_readers, policy):
+            if reader not in readers:
+                readers.append(reader)
+    return readers
+
+
 def _routes(data, mode, output):
     result = render(data, mode)
     return (result["route_lines"] if output == "lines" else result["routes"]), result["warnings"]
@@ -231,4 +259,5 @@ class FilterModule(object):
             "egress_diagram": egress_diagram,
             "egress_render": egress_render,
             "egress_gateway_labels": egress_gateway_labels,
+            "egress_waypoint_secret_readers": egress_waypoint_secret_readers,
         }

@@ -15,7 +15,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressFailure
+from ansible_collections.servicemesh.egress.plugins.module_utils.credentials import (
+    credential_check,
+    credential_fields,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.egress_resource import (
+    StatusReport,
+    stored_output_findings,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.errors import (
+    EgressFailure,
+    PolicyError,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     DATAPLANE_MODE,
@@ -366,9 +377,20 @@ def make_applier(client, check_mode=False, diff=False, workers=4):
 
 
 def render_params(params):
-    """Read, validate and expand the policy; PolicyError lists every problem."""
+    """Read, validate and expand the policy; PolicyError lists every problem (with an output
+    that stores the resource, what ASM's own resource would refuse too)."""
     data = policy_input(params)
-    return render(data, params.get("mode"))
+    rendered = render(data, params.get("mode"))
+    _refuse_stored_limits(data, params.get("output"), rendered)
+    return rendered
+
+
+def _refuse_stored_limits(data, output, rendered):
+    """With an output that stores the resource: PolicyError for what ASM's own resource would
+    refuse (more than 50 hosts in an entry); the matching warnings leave ``rendered``."""
+    errors, rendered["warnings"] = stored_output_findings(data, output, rendered["warnings"])
+    if errors:
+        raise PolicyError(errors)
 
 
 def effective_output(applier, output):
@@ -395,17 +417,21 @@ def dropped_resource_warning(owned, output, name):
 
 def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4):
     """``state: present``: the result dict; raises EgressFailure (PolicyError before that)."""
-    rendered = render_params(params)  # every validation error, before any request
+    data = policy_input(params)
+    rendered = render(data, params.get("mode"))  # every validation error, before any request
+    _refuse_stored_limits(data, params.get("output"), rendered)  # crd and both: before it too
     name = rendered["policy"]["metadata"]["name"]
     owner_labels = ownership_labels(name)
-    warnings = list(rendered["warnings"])
 
     client = client_factory()
     applier = make_applier(client, check_mode, diff, workers)
     output = effective_output(applier, params.get("output") or "auto")
+    _refuse_stored_limits(data, output, rendered)
+    warnings = list(rendered["warnings"])
     desired = desired_objects(rendered, output)
     base = {"policy": name, "output": output, "mode": rendered["mode"],
             "gateway_ports": rendered["gateway"]["ports"], "routes": rendered["route_lines"]}
+    status = StatusReport(output, FIELD_MANAGER, check_mode)  # the resource's status.status
     try:
         errors = _missing_kind_errors(applier, desired)
         if errors:
@@ -420,6 +446,14 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         if errors:
             raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
                                 errors, objects=[], warnings=warnings, **base)
+        gateway = rendered["gateway"]
+        if gateway.get("secrets") and gateway["namespace"] not in skipped:
+            errors, more = credential_check(applier, gateway["namespace"],
+                                            credential_fields(data))
+            warnings.extend(more)
+            if errors:
+                raise EgressFailure("the cluster cannot take policy %s: %s" % (name, errors[0]),
+                                    errors, objects=[], warnings=warnings, **base)
         unplanned = [o for o in desired if o["metadata"].get("namespace") in skipped]
         desired = [o for o in desired if o["metadata"].get("namespace") not in skipped]
         existing = applier.lookup(desired, owned)
@@ -429,6 +463,7 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         changes, conflicts = plan(desired, owned, existing, owner_labels, FIELD_MANAGER,
                                   HASH_ANNOTATION, force=force,
                                   kind_order=kind_order(desired))
+        status.planned(changes)
         if side and force:
             warnings.extend("force: " + s for s in side)
         elif side:
@@ -438,10 +473,10 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         if conflicts and other is not None and not force:
             conflicts.insert(0, other)
         if conflicts:
-            raise EgressFailure(
+            raise status.failed(applier, EgressFailure(
                 "%d object%s in the way of policy %s (nothing was written): %s"
                 % (len(conflicts), "" if len(conflicts) == 1 else "s", name, conflicts[0]),
-                conflicts, objects=[], warnings=warnings, **base)
+                conflicts, objects=[], warnings=warnings, **base))
         # The gateway Service first: the source namespaces must see it before their routes to
         # it exist.
         visibility, more = gateway_visibility(applier, rendered["gateway"])
@@ -459,8 +494,13 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
             if diff:
                 outcome.diffs.insert(0, _visibility_diff(visibility))
     except KubeError as exc:
-        raise EgressFailure(exc.msg, exc.errors, warnings, objects=[], **base)
-    return _finish(outcome, base, warnings, client, check_mode)
+        raise status.failed(applier, EgressFailure(exc.msg, exc.errors, warnings, objects=[],
+                                                   **base))
+    try:
+        result = _finish(outcome, base, warnings, client, check_mode)
+    except EgressFailure as exc:
+        raise status.failed(applier, exc, outcome)
+    return status.succeeded(applier, result)
 
 
 def delete_policy(params, client_factory, check_mode=False, diff=False, workers=4):

@@ -58,6 +58,16 @@ def unique_port_names(targets):
     return names
 
 
+def virtual_service_hosts(hosts):
+    """A VirtualService's ``hosts`` from an entry's: without the names a wildcard of the list
+    already covers (``www.example.com`` beside ``*.example.com``). Istio's validation refuses a
+    VirtualService whose hosts match each other ("duplicate hosts in virtual service"), and the
+    wildcard routes the covered names the same way."""
+    wildcards = [h[1:] for h in hosts if h.startswith("*.")]
+    return [h for h in hosts
+            if not any(h != "*" + suffix and h.endswith(suffix) for suffix in wildcards)]
+
+
 def with_http_settings(route, http):
     """``route`` (a VirtualService HTTP route) with the entry's timeout and retries, if any."""
     if http is None:
@@ -72,6 +82,57 @@ def with_http_settings(route, http):
             retries["retryOn"] = http.retries.retry_on
         route["retries"] = retries
     return route
+
+
+def origination_tls(target, host, sni=None):
+    """The DestinationRule ``tls`` of the TLS an entry's last hop originates toward ``host``.
+
+    ``sni`` is the SNI the mode gives when ``tls.sni`` is not written: the one host the rule
+    serves (a one-host entry through the gateway, a host's own DestinationRule in ambient mode),
+    or None for the request's own host (Istio's auto SNI, with auto SAN validation of the
+    certificate against it). A plain ``httpsUpgrade`` (no ``tls`` written) is SIMPLE with the
+    system CA bundle and that SNI. With ``tls`` written: its mode, its Secret (``credentialName``;
+    Istio then takes the server's CA from the Secret's ``ca.crt`` and allows no
+    ``caCertificates`` beside it) or the system bundle, its ``sni`` (else the mode's; a TCP
+    entry's default is ``host``: a TCP proxy sends no SNI of its own) and its ``subjectAltNames``,
+    which default to the SNI so that a fixed SNI never turns off the certificate's name check.
+    """
+    tls = target.tls
+    out = OrderedDict([("mode", tls.mode if tls is not None else "SIMPLE")])
+    if tls is None:
+        if sni is not None:
+            out["sni"] = sni
+        out["caCertificates"] = SYSTEM_CA_BUNDLE
+        return dict(out)
+    if tls.credential_name is not None:
+        out["credentialName"] = tls.credential_name
+    else:
+        out["caCertificates"] = SYSTEM_CA_BUNDLE
+    sni = tls.sni or sni or (host if target.protocol == TCP else None)
+    if sni is not None:
+        out["sni"] = sni
+    names = list(tls.subject_alt_names) or ([sni] if sni is not None else [])
+    if names:
+        out["subjectAltNames"] = names
+    return dict(out)
+
+
+def credential_names(policy):
+    """The Secrets the policy's ``tls.credentialName`` fields name, sorted (the gateway's or
+    waypoint's namespace must hold them)."""
+    return sorted(set(t.tls.credential_name for t in policy.targets()
+                      if t.tls is not None and t.tls.credential_name))
+
+
+def upstream_traffic_policy(target, tls):
+    """A DestinationRule ``trafficPolicy`` (or port-level settings) body: ``tls`` (None for none)
+    and the entry's connection pool and outlier detection."""
+    out = OrderedDict()
+    if tls is not None:
+        out["tls"] = tls
+    if target.traffic_policy is not None:
+        out.update(target.traffic_policy.istio())
+    return out
 
 
 def source_principals(source):

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import HTTP, HTTPS
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import is_wildcard
 
 ORIGINATION, PASSTHROUGH, PLAIN = "origination", "passthrough", "plain"
 
@@ -20,11 +21,22 @@ ORIGINATION, PASSTHROUGH, PLAIN = "origination", "passthrough", "plain"
 def last_hop_tls(target):
     """How the entry's traffic leaves the gateway or waypoint: TLS originated there, the
     application's own TLS passed through, or plain."""
-    if target.upgraded:
+    if target.originates_tls:
         return ORIGINATION
     if target.protocol == HTTPS:
         return PASSTHROUGH
     return PLAIN
+
+
+def upstream_record(target, host, port, sni, resolves):
+    """The last hop of a route record: where it goes, its TLS and the SNI it sends (None when
+    it originates none), and the TLS settings the policy wrote (``origination``, only then)."""
+    record = {"host": host, "port": port, "tls": last_hop_tls(target),
+              "sni": sni if target.originates_tls else None, "resolves": resolves}
+    if target.tls is not None:
+        record["origination"] = {"mode": target.tls.mode,
+                                 "credential": target.tls.credential_name}
+    return record
 
 
 def source_record(source):
@@ -52,7 +64,18 @@ def tls_text(record, proxy="gateway"):
     """What happens to TLS on the last hop, from the ``proxy`` that sends it."""
     tls = record["upstream"]["tls"]
     if tls == ORIGINATION:
-        return "HTTP upgraded: TLS originated at the %s, SNI %s" % (proxy, record["upstream"]["sni"])
+        origination = record["upstream"].get("origination") or {}
+        how = ""
+        if origination.get("credential"):
+            how = " (%s, credential %s)" % (origination["mode"], origination["credential"])
+        sni = record["upstream"]["sni"]
+        if is_wildcard(sni):
+            sni = "of each name under %s" % sni[2:]
+        return "%s: TLS originated at the %s%s, SNI %s" % (
+            "HTTP upgraded" if record["protocol"] == HTTP else "TCP wrapped", proxy, how, sni)
     if tls == PASSTHROUGH:
-        return "TLS passthrough: the application's own TLS, SNI %s" % record["host"]
+        sni = record["host"]
+        if is_wildcard(sni):
+            sni = "of each name under %s" % sni[2:]
+        return "TLS passthrough: the application's own TLS, SNI %s" % sni
     return "plain HTTP" if record["protocol"] == HTTP else "plain TCP"

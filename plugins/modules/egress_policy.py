@@ -88,6 +88,9 @@ options:
             description:
               - DNS names (lower case; no scheme, path or port), or for TCP IPv4/IPv6 addresses.
                 Several hosts must resolve to the same address (the first host's).
+              - HTTP and HTTPS entries may list wildcards such as C(*.example.com) after a
+                concrete first host, whose address serves them all (sidecar mode), or with
+                O(egress_rules[].to[].dynamic_dns) (ambient mode).
             type: list
             elements: str
             required: true
@@ -154,6 +157,131 @@ options:
                   retry_on:
                     description: Envoy's retry conditions, such as C(5xx,connect-failure).
                     type: str
+          tls:
+            description:
+              - The TLS the egress gateway (ambient mode - the waypoint) originates to the
+                external service (an extension beyond ASM). On an HTTP entry it refines
+                O(egress_rules[].to[].https_upgrade), which must be enabled; on a TCP entry the
+                gateway wraps the application's plain TCP in TLS to O(egress_rules[].to[].port.number);
+                not allowed on HTTPS entries (their own TLS passes through).
+              - Without O(egress_rules[].to[].tls.sni) each request carries its own host as SNI
+                and the server certificate must be valid for it (HTTP; a TCP entry sends its
+                first host).
+            type: dict
+            suboptions:
+              mode:
+                description: C(SIMPLE) (verify the server) or C(MUTUAL) (also present a client certificate); any case.
+                type: str
+                required: true
+              credential_name:
+                description:
+                  - A Secret in C(istio-egress) (ambient mode - the waypoint's namespace) that
+                    holds C(ca.crt), the CA of the server's certificate, and for C(MUTUAL) the
+                    client certificate C(tls.crt) and C(tls.key). Required for C(MUTUAL);
+                    without it C(SIMPLE) verifies against the system CA bundle.
+                  - The module fails before any write when the Secret does not exist; it reads
+                    its metadata only.
+                type: str
+              sni:
+                description: The SNI to send, the same for every request of the entry.
+                type: str
+              subject_alt_names:
+                description: Names the server certificate must carry; default O(egress_rules[].to[].tls.sni) when that is set.
+                type: list
+                elements: str
+          traffic_policy:
+            description:
+              - Connection limits and outlier detection for the upstream the gateway (ambient
+                mode - the waypoint) dials, with Istio's own field names and meaning (a
+                DestinationRule's C(trafficPolicy); an extension beyond ASM). Counts are
+                1-2147483647, durations such as C(2s) at least C(1ms) in whole milliseconds.
+              - See the collection's C(docs/policy.md) for what each setting protects against.
+            type: dict
+            suboptions:
+              connection_pool:
+                description: Limits of the connections to the external service.
+                type: dict
+                suboptions:
+                  tcp:
+                    description: Any entry.
+                    type: dict
+                    suboptions:
+                      max_connections:
+                        description: Connections at most, to all endpoints together.
+                        type: int
+                      connect_timeout:
+                        description: Time to establish a connection, such as C(2s).
+                        type: str
+                      tcp_keepalive:
+                        description: TCP keepalive probes (Envoy counts whole seconds).
+                        type: dict
+                        suboptions:
+                          probes:
+                            description: Unanswered probes before the connection is dropped.
+                            type: int
+                          time:
+                            description: Idle time before the first probe.
+                            type: str
+                          interval:
+                            description: Time between probes.
+                            type: str
+                  http:
+                    description: HTTP entries only (plain or upgraded).
+                    type: dict
+                    suboptions:
+                      http1_max_pending_requests:
+                        description: Requests waiting for a connection at most.
+                        type: int
+                      http2_max_requests:
+                        description: Concurrent requests at most.
+                        type: int
+                      max_requests_per_connection:
+                        description: Requests per connection before it is closed.
+                        type: int
+                      max_retries:
+                        description: Concurrent retries at most.
+                        type: int
+                      idle_timeout:
+                        description: Idle time before a connection is closed, such as C(60s).
+                        type: str
+              outlier_detection:
+                description: Ejection of failing endpoints of the external service.
+                type: dict
+                suboptions:
+                  consecutive_5xx_errors:
+                    description: 5xx responses (TCP - connection failures) in a row that eject an endpoint; 0 turns it off (Istio's default 5).
+                    type: int
+                  consecutive_gateway_errors:
+                    description: 502, 503 and 504 responses in a row that eject an endpoint.
+                    type: int
+                  consecutive_local_origin_failures:
+                    description:
+                      - Connection failures in a row that eject an endpoint.
+                      - Needs O(egress_rules[].to[].traffic_policy.outlier_detection.split_external_local_origin_errors).
+                    type: int
+                  split_external_local_origin_errors:
+                    description: Count connection failures apart from the service's own errors.
+                    type: bool
+                  interval:
+                    description: Time between ejection sweeps, such as C(10s).
+                    type: str
+                  base_ejection_time:
+                    description: Minimum ejection time, such as C(30s).
+                    type: str
+                  max_ejection_percent:
+                    description: Endpoints that may be ejected at most, 0-100.
+                    type: int
+                  min_health_percent:
+                    description: Below this share of healthy endpoints ejection stops (panic mode), 0-100.
+                    type: int
+          dynamic_dns:
+            description:
+              - Ambient mode, wildcard hosts - the waypoint resolves each name under the wildcard
+                itself (a ServiceEntry with resolution C(DYNAMIC_DNS); Istio 1.28 or later for
+                HTTP, 1.29.1 with istiod's C(ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS=true)
+                for HTTPS). Required for wildcard hosts in ambient mode; refused in sidecar mode,
+                where every name goes to the first host's address.
+            type: bool
   name:
     description:
       - Name of the policy. Defaults to the gateway name.
@@ -242,6 +370,9 @@ options:
       - V(both) applies the resource and the Istio objects. The resource then keeps the source
         of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift,
         missing objects included.
+      - With V(crd) and V(both) (and V(auto) where it stores the resource), a C(to) entry may list
+        at most 50 hosts (ASM's limit for its resource), and after applying the module writes the
+        resource's C(status.status) and C(status.message); see RV(policy_status).
     type: str
     choices: [auto, expanded, crd, both]
     default: auto
@@ -268,7 +399,16 @@ requirements:
   - PyYAML
 notes:
   - Check mode (C(--check)) sends every write as a server-side dry run (C(dryRun=All)); the API
-    server validates and admits it but stores nothing.
+    server validates and admits it but stores nothing. The policy resource's status is not
+    written in check mode (RV(policy_status) says whether it would be).
+  - "With O(output=crd) or O(output=both), the stored C(ASMEgressTrafficPolicy) gets a status
+    after each apply, as ASM's controller writes one: C(status.status) is C(Applied),
+    C(Warning) (applied, with warnings), C(Failed) or, with O(output=crd), C(Stored), and
+    C(status.message) says how many objects were applied and lists the warnings, or gives the
+    error. C(kubectl get asmegresstrafficpolicies -n istio-egress) shows both. It is written
+    through the C(status) subresource only when it changes, and only for the spec this run
+    stored; a status another controller writes is left alone. Writing it needs C(patch) on
+    C(asmegresstrafficpolicies/status); without it the module warns and the apply stands."
   - Diff mode (C(--diff)) returns the before and after state of every object that changes,
     created and deleted ones included.
   - Objects are applied kind by kind (ServiceEntry and DestinationRule first, Telemetry last);
@@ -307,6 +447,25 @@ EXAMPLES = r"""
             hosts: [httpbin.org]
             port: {number: 80, protocol: HTTP}
             https_upgrade: {enabled: true, port: 443}
+
+- name: Mutual TLS to a partner API, with connection limits, and a wildcard CDN
+  servicemesh.egress.egress_policy:
+    gateway: egressgateway-p
+    egress_rules:
+      - from:
+          - namespace: payments
+        to:
+          - name: partner-api
+            hosts: [api.partner.example]
+            port: {number: 80, protocol: HTTP}
+            https_upgrade: {enabled: true, port: 443}
+            tls: {mode: MUTUAL, credential_name: partner-client}
+            traffic_policy:
+              connection_pool: {tcp: {max_connections: 50, connect_timeout: 2s}}
+              outlier_detection: {consecutive_5xx_errors: 5, interval: 10s, base_ejection_time: 30s}
+          - name: vendor-cdn
+            hosts: [www.vendor-cdn.example, "*.vendor-cdn.example"]
+            port: {number: 443, protocol: HTTPS}
 
 - name: Keep the ASMEgressTrafficPolicy in the cluster as well (drift reports need it)
   servicemesh.egress.egress_policy:
@@ -395,6 +554,31 @@ routes:
   elements: str
   sample:
     - "mytest/app=sleep -> sidecar :80 -> gateway egressgateway-a :80 -> httpbin.org :443 (HTTP upgraded: TLS originated at the gateway, SNI httpbin.org)"
+policy_status:
+  description:
+    - The status of the stored policy resource after this run (O(output=crd) or O(output=both)),
+      and whether this run wrote it.
+  returned: when O(output=crd) or O(output=both) and the run stored the policy resource (or found
+    it unchanged), on failures too
+  type: dict
+  contains:
+    status:
+      description: V(Applied), V(Warning), V(Failed) or V(Stored).
+      type: str
+      sample: Applied
+    message:
+      description: Objects applied and warnings, or the error.
+      type: str
+      sample: 14 objects applied (sidecar mode, output both)
+    written:
+      description: Whether this run wrote it.
+      type: bool
+      sample: true
+    reason:
+      description: Why it was not written (V(unchanged), check mode, another field manager, or the
+        API server's refusal, which is also a warning).
+      type: str
+      sample: unchanged
 api_requests:
   description: Requests sent to the API server, by verb (reads included; dry runs count as writes).
   returned: success
@@ -469,6 +653,41 @@ EGRESS_RULE_OPTIONS = dict(
                 retry_on=dict(type="str"),
             )),
         )),
+        tls=dict(type="dict", options=dict(
+            mode=dict(type="str", required=True),
+            credential_name=dict(type="str"),
+            sni=dict(type="str"),
+            subject_alt_names=dict(type="list", elements="str"),
+        )),
+        traffic_policy=dict(type="dict", options=dict(
+            connection_pool=dict(type="dict", options=dict(
+                tcp=dict(type="dict", options=dict(
+                    max_connections=dict(type="int"),
+                    connect_timeout=dict(type="str"),
+                    tcp_keepalive=dict(type="dict", options=dict(
+                        probes=dict(type="int"), time=dict(type="str"),
+                        interval=dict(type="str"))),
+                )),
+                http=dict(type="dict", options=dict(
+                    http1_max_pending_requests=dict(type="int"),
+                    http2_max_requests=dict(type="int"),
+                    max_requests_per_connection=dict(type="int"),
+                    max_retries=dict(type="int"),
+                    idle_timeout=dict(type="str"),
+                )),
+            )),
+            outlier_detection=dict(type="dict", options=dict(
+                consecutive_5xx_errors=dict(type="int"),
+                consecutive_gateway_errors=dict(type="int"),
+                consecutive_local_origin_failures=dict(type="int"),
+                split_external_local_origin_errors=dict(type="bool"),
+                interval=dict(type="str"),
+                base_ejection_time=dict(type="str"),
+                max_ejection_percent=dict(type="int"),
+                min_health_percent=dict(type="int"),
+            )),
+        )),
+        dynamic_dns=dict(type="bool"),
     )),
 )
 

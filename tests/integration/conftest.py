@@ -339,15 +339,27 @@ class PrivateControlPlane(ControlPlane):
         _script("apiserver", "start", state_dir=self.state_dir)
 
 
+def start_private_controlplane(state_dir):
+    """Start a control plane in ``state_dir`` (``CONTROLPLANE_STATE_DIR``), after stopping
+    whatever an earlier run left there; a :class:`PrivateControlPlane`. Stop it with
+    :func:`stop_private_controlplane`, whatever happens (a finalizer)."""
+    _script("down", check=False, state_dir=state_dir)
+    info = json.loads(_script("up", "--json", state_dir=state_dir).stdout)
+    return PrivateControlPlane(info, state_dir)
+
+
+def stop_private_controlplane(state_dir):
+    """``scripts/controlplane down`` for ``state_dir``; safe to repeat."""
+    _script("down", check=False, state_dir=state_dir)
+
+
 @pytest.fixture(scope="module")
 def private_controlplane(request):
     """A :class:`PrivateControlPlane` started for this test module and stopped after it (the
     binaries are the shared, cached ones; starting takes about 15 seconds)."""
     name = request.module.__name__.rpartition(".")[2]
     state_dir = os.path.join(REPO, "build", "controlplane-" + name.replace("_", "-"))
-    _script("down", check=False, state_dir=state_dir)
-    info = json.loads(_script("up", "--json", state_dir=state_dir).stdout)
     try:
-        yield PrivateControlPlane(info, state_dir)
+        yield start_private_controlplane(state_dir)
     finally:
-        _script("down", check=False, state_dir=state_dir)
+        stop_private_controlplane(state_dir)

@@ -63,7 +63,8 @@ def _load(path):
 
 
 def _cases():
-    cases = [pytest.param(_load(p), id=os.path.basename(p)[:-5]) for p in SEEDS]
+    cases = [pytest.param(_load(p), id=os.path.basename(p)[:-5])
+             for p in SEEDS + [os.path.join(os.path.dirname(SEEDS[0]), "partner-tls-ambient.yaml")]]
     cases.append(pytest.param(EXTRA, id="waypoint-elsewhere-l7-accounts-addresses"))
     return cases
 

@@ -94,8 +94,14 @@ def test_printer_columns(controlplane, objects):
     objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
     try:
         out = controlplane.kubectl_run("get", PLURAL, "-n", NAMESPACE).stdout.splitlines()
-        assert out[0].split() == ["NAME", "GATEWAY", "MODE", "AGE"]
+        assert out[0].split() == ["NAME", "GATEWAY", "MODE", "STATUS", "MESSAGE", "AGE"]
         assert out[1].split()[:3] == ["egress-by-egressgateway-a", "egressgateway-a", "ambient"]
+        # the status the egress_policy module writes (test_policy_status.py), in its columns
+        status = {"status": "Applied", "message": "3 objects applied"}
+        objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, PLURAL, body["metadata"]["name"], {"status": status})
+        row = controlplane.kubectl_run("get", PLURAL, "-n", NAMESPACE).stdout.splitlines()[1]
+        assert row.split()[3:7] == ["Applied", "3", "objects", "applied"]
     finally:
         delete(objects, body["metadata"]["name"])
 
@@ -146,6 +152,10 @@ INVALID = [
      TO0 + ".hosts", "Required value"),
     ("empty-hosts", "seed-1-http.yaml", _set(TO0 + ".hosts", []),
      TO0 + ".hosts", "should have at least 1 items"),
+    # ASM's limit (policy/asm.py), above which the module refuses output crd and both
+    ("51-hosts", "seed-1-http.yaml", _set(TO0 + ".hosts", ["h%d.example.com" % i
+                                                           for i in range(51)]),
+     TO0 + ".hosts", "must have at most 50 items"),
     ("missing-from", "seed-1-http.yaml", _set("spec.egressRules[0].from", None),
      "spec.egressRules[0].from", "Required value"),
     ("no-rules", "seed-1-http.yaml", _set("spec.egressRules", []),
@@ -174,6 +184,25 @@ INVALID = [
      "spec.mode", 'Unsupported value: "gateway"'),
     ("duplicate-host", "seed-1-http.yaml", _set(TO0 + ".hosts", ["a.example.com"] * 2),
      TO0 + ".hosts[1]", "Duplicate value"),
+    ("tls-on-https", "seed-2-https-upgrade.yaml",
+     _set("spec.egressRules[0].to[1].tls", {"mode": "SIMPLE"}),
+     "spec.egressRules[0].to[1].tls", "tls is not allowed on HTTPS entries"),
+    ("tls-without-upgrade", "seed-1-http.yaml", _set(TO0 + ".tls", {"mode": "SIMPLE"}),
+     TO0 + ".tls", "tls on an HTTP entry needs httpsUpgrade enabled"),
+    ("mutual-without-secret", "seed-2-https-upgrade.yaml", _set(TO0 + ".tls", {"mode": "MUTUAL"}),
+     TO0 + ".tls.credentialName", "tls.credentialName is required when tls.mode is MUTUAL"),
+    ("pool-count-0", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"connectionPool": {"tcp": {"maxConnections": 0}}}),
+     TO0 + ".trafficPolicy.connectionPool.tcp.maxConnections",
+     "should be greater than or equal to 1"),
+    ("percent-101", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"outlierDetection": {"maxEjectionPercent": 101}}),
+     TO0 + ".trafficPolicy.outlierDetection.maxEjectionPercent",
+     "should be less than or equal to 100"),
+    ("local-origin-without-split", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".trafficPolicy", {"outlierDetection": {"consecutiveLocalOriginFailures": 2}}),
+     TO0 + ".trafficPolicy.outlierDetection.consecutiveLocalOriginFailures",
+     "counts only when splitExternalLocalOriginErrors is true"),
 ]
 
 
@@ -217,6 +246,14 @@ def test_blank_gateway_ports_and_disabled_upgrade_are_accepted(objects):
     entry["httpsUpgrade"] = {"enabled": False}
     body["spec"]["egressRules"][1]["to"][0]["byEgressGateway"] = {}
     body["metadata"]["name"] = "egressgateway-a"  # the other naming convention
+    stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
+                                                     dry_run="All")
+    assert stored["spec"] == body["spec"]
+
+
+@pytest.mark.parametrize("name", ["partner-tls.yaml", "partner-tls-ambient.yaml"])
+def test_tls_traffic_policy_and_wildcards_are_accepted_and_kept(objects, name):
+    body = load(name)
     stored = objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
                                                      dry_run="All")
     assert stored["spec"] == body["spec"]

@@ -28,6 +28,7 @@ from helpers_module import (
     get_object,
     keys,
     ok,
+    policy_params,
     rule,
     run_playbook,
     unique,
@@ -297,6 +298,23 @@ def test_output_crd_and_both(policy):
     assert policy.live() == {}
 
 
+def test_output_auto_stores_the_policy_where_its_crd_is_served(policy):
+    """The default output (auto): this API server serves the ASMEgressTrafficPolicy CRD
+    (scripts/controlplane installs it), so the policy is stored beside its expansion."""
+    params = policy.params()
+    del params["output"]
+    auto = ok(policy.run(params))
+    stored = ("ASMEgressTrafficPolicy", EGRESS_NAMESPACE, policy.gateway)
+    assert stored in keys(auto, "created")
+    assert {k[0] for k in keys(auto)} > {"ASMEgressTrafficPolicy", "ServiceEntry"}
+    assert set(policy.live()) == keys(auto)
+    mark = policy.mark()
+    assert ok(policy.run(params))["changed"] is False
+    assert policy.writes(mark, dry_run=None) == []
+    gone = ok(policy.run({"gateway": policy.gateway, "state": "absent"}))
+    assert stored in keys(gone, "deleted") and policy.live() == {}
+
+
 def test_ambient_mode_applies_a_waypoint_and_converges(policy, admin_api):
     params = policy.params(mode="ambient")
     created = ok(policy.run(params))
@@ -337,7 +355,7 @@ def test_policy_from_src_and_definition(policy, tmp_path):
     assert from_file["changed"] is True and from_file["policy"] == policy.gateway
     from_definition = ok(policy.run({"definition": resource}))
     assert from_definition["changed"] is False
-    params = policy.params(rule(policy.ns, entry("alpha", "alpha.example.com")))
+    params = policy.params(rule(policy.ns, entry("alpha", "alpha.example.com")), output="auto")
     assert ok(policy.run(params))["changed"] is False  # the same policy in module spelling
 
 
@@ -387,7 +405,7 @@ def test_missing_namespace_fails_before_any_write(policy):
 
 def test_playbook_applies_prints_routes_checks_and_deletes(policy, tmp_path):
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy.params()))
+    path.write_text(yaml.safe_dump(policy_params(policy.params())))
     playbook = os.path.join(REPO, "playbooks", "egress.yml")
     mark = policy.mark()
     rc, tasks = run_playbook(policy.kubeconfig, playbook,
@@ -456,6 +474,14 @@ def test_restricted_user_with_the_shipped_rbac(policy, controlplane):
                              kubeconfig=restricted, check=True))["changed"] is True
         users = {w.user for w in policy.writes(mark, dry_run=True)}
         assert users == {controlplane.restricted_user}
+        # the grants let the module check a tls.credentialName Secret (metadata only)
+        mutual = entry("partner", "api.partner.example", 80, "HTTP",
+                       https_upgrade={"enabled": True, "port": 443},
+                       tls={"mode": "MUTUAL", "credential_name": "no-such-secret"})
+        refused = policy.run(policy.params(rule(policy.ns, mutual)), kubeconfig=restricted,
+                             check=True)
+        assert refused["failed"] is True
+        assert "Secret istio-egress/no-such-secret does not exist" in refused["msg"]
         info = ok(policy.run({"name": policy.gateway}, module="servicemesh.egress.egress_policy_info",
                              kubeconfig=restricted))
         assert info["policies"][0]["in_sync"] is True

@@ -4,6 +4,7 @@ package main
 // process setting Istio needs to generate a waypoint's configuration as istiod does.
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -51,14 +52,26 @@ func waypointLabels(name string) map[string]string {
 // addWaypointState adds what a cluster holds around the waypoint namespace/name once it runs: the
 // waypoint Gateway and the ServiceEntries as Kubernetes objects (the ambient index reads them from
 // informers) with the status istiod writes (the Gateway's addresses, each ServiceEntry's
-// auto-allocated addresses), the GatewayClass, the waypoint's Service and a ready Pod.
+// auto-allocated addresses), the GatewayClass, the waypoint's Service and a ready Pod. The copies
+// go to KubeDocs (the simulation's cluster), the objects istiod would create to Synthetic (also
+// what the analyzers see).
 func (in *Input) addWaypointState(namespace, name string) {
+	synth := in.waypointState(namespace, name)
+	if in.Synthetic != "" {
+		in.Synthetic += "---\n"
+	}
+	in.Synthetic += strings.Join(synth, "---\n")
+}
+
+// waypointState adds the kube copies to KubeDocs and returns the objects istiod would create.
+func (in *Input) waypointState(namespace, name string) []string {
 	vips := map[string]*networking.ServiceEntryStatus{}
 	for _, c := range in.Configs {
 		if c.GroupVersionKind == gvk.ServiceEntry && c.Status != nil {
 			vips[c.Namespace+"/"+c.Name] = c.Status.(*networking.ServiceEntryStatus)
 		}
 	}
+	found := false
 	for _, d := range in.IstioDocs {
 		var m map[string]any
 		if yaml.Unmarshal([]byte(d), &m) != nil || m == nil {
@@ -72,6 +85,7 @@ func (in *Input) addWaypointState(namespace, name string) {
 			if spec["gatewayClassName"] != waypointClass || key != namespace+"/"+name {
 				continue
 			}
+			found = true
 			m["status"] = map[string]any{"addresses": []any{
 				map[string]any{"type": "IPAddress", "value": waypointSvcIP},
 				map[string]any{"type": "Hostname", "value": name + "." + namespace + ".svc.cluster.local"},
@@ -89,8 +103,26 @@ func (in *Input) addWaypointState(namespace, name string) {
 		}
 		in.KubeDocs = append(in.KubeDocs, yamlDoc(m))
 	}
+	if !found {
+		// waypoint.create: false: the waypoint exists in the cluster, as an istio-waypoint Gateway
+		// that serves services and (in another namespace) admits istio-egress's ServiceEntries.
+		gw := map[string]any{
+			"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+			"metadata": map[string]any{"name": name, "namespace": namespace,
+				"labels": map[string]string{"istio.io/waypoint-for": "service"}},
+			"spec": map[string]any{"gatewayClassName": waypointClass, "listeners": []any{map[string]any{
+				"name": "mesh", "port": 15008, "protocol": "HBONE",
+				"allowedRoutes": map[string]any{"namespaces": map[string]any{"from": "All"}}}}},
+			"status": map[string]any{"addresses": []any{
+				map[string]any{"type": "IPAddress", "value": waypointSvcIP},
+				map[string]any{"type": "Hostname", "value": name + "." + namespace + ".svc.cluster.local"},
+			}},
+		}
+		in.KubeDocs = append(in.KubeDocs, yamlDoc(gw))
+		in.Skipped = append(in.Skipped, fmt.Sprintf("waypoint Gateway %s/%s is not in the render (waypoint.create: false): meshcheck adds one", namespace, name))
+	}
 	labels := waypointLabels(name)
-	in.KubeDocs = append(in.KubeDocs,
+	return []string{
 		yamlDoc(map[string]any{
 			"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
 			"metadata": map[string]any{"name": waypointClass},
@@ -115,7 +147,8 @@ func (in *Input) addWaypointState(namespace, name string) {
 			}}},
 			"status": map[string]any{"phase": "Running", "podIP": waypointPodIP, "podIPs": []any{map[string]any{"ip": waypointPodIP}},
 				"conditions": []any{map[string]any{"type": "Ready", "status": "True"}}},
-		}))
+		}),
+	}
 }
 
 // waitForWaypoint regenerates until the waypoint serves every ServiceEntry port bound to it: the

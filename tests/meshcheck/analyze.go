@@ -45,15 +45,6 @@ func meshConfigYAML(outbound string, dnsProxy bool) string {
 	return s
 }
 
-func needsDNSProxy(in *Input) bool {
-	for _, r := range in.Routes.Routes {
-		if r.Protocol == "TCP" && !isIP(r.Host) {
-			return true
-		}
-	}
-	return false
-}
-
 // analyze runs every Istio analyzer (the set istioctl analyze runs) over the rendered objects plus
 // the synthetic cluster objects (namespaces with injection, the gateway Pod and Service, client pods).
 func analyze(in *Input, outbound string) (rows []Row, lines []string) {
@@ -62,7 +53,7 @@ func analyze(in *Input, outbound string) (rows []Row, lines []string) {
 	if err == nil {
 		defer os.RemoveAll(tmp)
 		mf := filepath.Join(tmp, "mesh.yaml")
-		mc := meshConfigYAML(outbound, needsDNSProxy(in))
+		mc := meshConfigYAML(outbound, in.Policy.needsDNSProxy())
 		lines = append(lines, "  mesh config: "+strings.ReplaceAll(strings.TrimSpace(mc), "\n", " "))
 		if err := os.WriteFile(mf, []byte(mc), 0o600); err == nil {
 			if err := sa.AddFileKubeMeshConfig(mf); err != nil {

@@ -93,7 +93,7 @@ func loadCostInput(dir string) (*Input, costSpec, error) {
 	in.allocateVIPs()
 	for _, p := range spec.Proxies {
 		if p.Kind == "waypoint" {
-			in.addWaypointState(p.Namespace, p.Waypoint)
+			in.KubeDocs = append(in.KubeDocs, in.waypointState(p.Namespace, p.Waypoint)...)
 		}
 	}
 	return in, spec, nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	networking "istio.io/api/networking/v1"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
@@ -24,7 +24,9 @@ import (
 	autoalloc "istio.io/istio/pilot/pkg/networking/serviceentry"
 )
 
-// routes.json, as written by the collection's renderer (scripts/render-policy).
+// routes.json, as written by the collection's renderer (scripts/render-policy). meshcheck reads
+// only the mode and the gateway's deployment (pod labels, Service ports, exportTo annotation) from
+// it: what must happen comes from policy.yaml (oracle.go).
 
 type GatewayPort struct {
 	Name       string `json:"name"`
@@ -48,70 +50,37 @@ type GatewayInfo struct {
 	ExportTo []string `json:"export_to,omitempty"`
 }
 
-type Source struct {
-	Namespace        string            `json:"namespace"`
-	WorkloadSelector map[string]string `json:"workload_selector"`
-	ServiceAccounts  []string          `json:"service_accounts"`
-}
-
-type Upstream struct {
-	Host     string   `json:"host"`
-	Port     int      `json:"port"`
-	TLS      string   `json:"tls"`                // origination | passthrough | plain
-	SNI      string   `json:"sni,omitempty"`      // the SNI the gateway originates TLS with (origination)
-	Resolves []string `json:"resolves,omitempty"` // what the upstream host resolves to (informational)
-}
-
-type Route struct {
-	Rule        int      `json:"rule"`
-	Entry       string   `json:"entry"`
-	Source      Source   `json:"source"`
-	Host        string   `json:"host"`
-	ServiceHost string   `json:"service_host"`
-	Protocol    string   `json:"protocol"`
-	Port        int      `json:"port"`
-	GatewayPort int      `json:"gateway_port"`
-	Upstream    Upstream `json:"upstream"`
-	Subset      string   `json:"subset"`
-	SNI         string   `json:"sni"`
-	ByAddress   bool     `json:"by_address,omitempty"`
-}
-
-type L7 struct {
-	Methods      []string `json:"methods"`
-	PathPrefixes []string `json:"pathPrefixes"`
-}
-
-type policyDoc struct {
-	Spec struct {
-		EgressRules []struct {
-			To []struct {
-				Name string `json:"name"`
-				HTTP *L7    `json:"http"`
-			} `json:"to"`
-		} `json:"egressRules"`
-	} `json:"spec"`
-}
-
 type RoutesFile struct {
 	Policy  string      `json:"policy"`
 	Mode    string      `json:"mode"`
 	Gateway GatewayInfo `json:"gateway"`
-	Routes  []Route     `json:"routes"`
 }
 
 const (
 	outsiderNamespace = "meshcheck-outsider"
-	rootNamespace     = "istio-system"
-	proxyImage        = "docker.io/istio/proxyv2:1.31.0"
+	// peerNamespace is a namespace no rule lists but that sees the gateway Service (as every
+	// namespace does when the gateway is installed without the role's exportTo annotation), so
+	// the scope of each generated object is checked on its own, not through the Service's.
+	peerNamespace = "meshcheck-peer"
+	rootNamespace = "istio-system"
+	proxyImage    = "docker.io/istio/proxyv2:1.31.0"
+	// intruder: a VirtualService in an unlisted namespace that tries to bind to the egress
+	// gateway's servers (gateway-binding hop), and the Service it routes to.
+	intruderName = "meshcheck-intruder"
 )
+
+func intruderHost() string {
+	return intruderName + "." + outsiderNamespace + ".svc.cluster.local"
+}
 
 // Input is one render directory, loaded and prepared for the simulation and the analyzers.
 type Input struct {
 	Dir       string
 	Name      string
-	Routes    RoutesFile
-	Resources string // resources.yaml as rendered
+	Mode      string // sidecar | ambient
+	Policy    *Policy
+	Gateway   GatewayInfo // sidecar mode: the gateway's deployment (routes.json)
+	Resources string      // resources.yaml as rendered
 
 	Configs   []config.Config // the Istio objects of resources.yaml, parsed and validated by Istio
 	KubeDocs  []string        // the Kubernetes objects of resources.yaml that the fake cluster can hold
@@ -119,14 +88,20 @@ type Input struct {
 	Skipped   []string        // objects of resources.yaml not loaded into the simulation (with why)
 	Warnings  []string        // Istio validation warnings
 
+	// SimConfigs are Configs plus what only the simulation sees (the intruder VirtualService);
+	// SimKube are the Kubernetes objects only the simulation sees.
+	SimConfigs []config.Config
+	SimKube    []string
+
 	// VIPs emulates istiod's IP auto-allocation controller: host -> address written to ServiceEntry
-	// status, per ServiceEntry; vipsFor answers what a namespace's DNS proxy would return.
+	// status, per ServiceEntry; vipFor answers what a namespace's DNS proxy would return.
 	VIPs   map[string]string
 	seVIPs []seVIP
-
-	// L7 are the per-entry HTTP restrictions of policy.yaml (methods, path prefixes), which the
-	// gateway's AuthorizationPolicy enforces; routes.json does not carry them.
-	L7 map[string]L7
+	// Aliases are the rendered ServiceEntry hosts under .egress.internal (the gateway's upstream
+	// hosts in sidecar mode, TCP addresses in ambient mode) with their ports: outsiders call them.
+	Aliases []alias
+	// ServerHosts are the hosts of the rendered egress Gateway's servers (namespace prefix dropped).
+	ServerHosts []string
 
 	Synthetic          string // the synthetic cluster objects meshcheck adds (namespaces, pods, gateway Service)
 	GatewayPodIP       string
@@ -135,42 +110,43 @@ type Input struct {
 	ClientPods         map[string]string // key(ns, labels) -> pod IP
 }
 
+type alias struct {
+	host      string
+	port      int
+	protocol  string   // HTTP, HTTPS (TLS), TCP
+	addresses []string // spec.addresses: a TCP entry by address is registered under its alias
+}
+
 func loadInput(dir string) (*Input, error) {
 	in := &Input{Dir: dir, Name: filepath.Base(filepath.Clean(dir)), VIPs: map[string]string{}, TargetPorts: map[int]int{}, ClientPods: map[string]string{}}
+	var rf RoutesFile
 	rj, err := os.ReadFile(filepath.Join(dir, "routes.json"))
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(rj))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in.Routes); err != nil {
-		// Be lenient on unknown fields (the renderer may add some) but strict on shape.
-		if err2 := json.Unmarshal(rj, &in.Routes); err2 != nil {
-			return nil, fmt.Errorf("routes.json: %v", err2)
-		}
-	}
-	if err := validateRoutes(&in.Routes); err != nil {
+	if err := json.Unmarshal(rj, &rf); err != nil {
 		return nil, fmt.Errorf("routes.json: %v", err)
 	}
-	if in.Routes.Policy != "" {
-		in.Name = in.Routes.Policy
+	in.Mode = rf.Mode
+	if in.Mode == "" {
+		in.Mode = "sidecar"
 	}
-	in.L7 = map[string]L7{}
-	if pb, err := os.ReadFile(filepath.Join(dir, "policy.yaml")); err == nil {
-		docs, err := splitYAML(string(pb))
-		if err != nil || len(docs) != 1 {
-			return nil, fmt.Errorf("policy.yaml: want one YAML document (%v)", err)
-		}
-		var pd policyDoc
-		if err := yaml.Unmarshal([]byte(docs[0]), &pd); err != nil {
-			return nil, fmt.Errorf("policy.yaml: %v", err)
-		}
-		for _, r := range pd.Spec.EgressRules {
-			for _, t := range r.To {
-				if t.HTTP != nil {
-					in.L7[t.Name] = *t.HTTP
-				}
-			}
+	if in.Mode != "sidecar" && in.Mode != "ambient" {
+		return nil, fmt.Errorf("routes.json: mode %q (sidecar or ambient)", in.Mode)
+	}
+	p, err := loadPolicy(dir, in.Mode)
+	if err != nil {
+		return nil, err
+	}
+	in.Policy, in.Mode = p, p.Mode
+	in.Name = p.Name
+	if rf.Policy != "" && rf.Policy != p.Name {
+		return nil, fmt.Errorf("routes.json is for policy %q, policy.yaml is %q", rf.Policy, p.Name)
+	}
+	if in.Mode == "sidecar" {
+		in.Gateway = rf.Gateway
+		if err := validateGateway(&in.Gateway, p); err != nil {
+			return nil, fmt.Errorf("routes.json: %v", err)
 		}
 	}
 	res, err := os.ReadFile(filepath.Join(dir, "resources.yaml"))
@@ -182,20 +158,30 @@ func loadInput(dir string) (*Input, error) {
 		return nil, err
 	}
 	in.allocateVIPs()
+	in.findAliases()
 	in.buildSynthetic()
+	if in.Mode == "ambient" {
+		in.addWaypointState(p.Waypoint.Namespace, p.Waypoint.Name)
+	}
+	in.SimConfigs = append([]config.Config{}, in.Configs...)
+	if in.Mode == "sidecar" {
+		if err := in.addIntruder(); err != nil {
+			return nil, err
+		}
+	}
 	return in, nil
 }
 
-func validateRoutes(r *RoutesFile) error {
-	if r.Mode != "" && r.Mode != "sidecar" {
-		return fmt.Errorf("mode %q: meshcheck verifies sidecar mode only", r.Mode)
-	}
-	g := &r.Gateway
+// validateGateway: the gateway's deployment must be the policy's gateway.
+func validateGateway(g *GatewayInfo, p *Policy) error {
 	if g.Name == "" {
-		return fmt.Errorf("gateway.name is empty")
+		g.Name = p.Gateway
+	}
+	if g.Name != p.Gateway {
+		return fmt.Errorf("gateway.name %q, the policy's gateway is %q", g.Name, p.Gateway)
 	}
 	if g.Namespace == "" {
-		g.Namespace = "istio-egress"
+		g.Namespace = egressNamespace
 	}
 	if g.Service == "" {
 		g.Service = fmt.Sprintf("%s.%s.svc.cluster.local", g.Name, g.Namespace)
@@ -210,33 +196,6 @@ func validateRoutes(r *RoutesFile) error {
 	}
 	if len(g.Labels) == 0 {
 		return fmt.Errorf("gateway.labels is empty")
-	}
-	if len(r.Routes) == 0 {
-		return fmt.Errorf("no routes")
-	}
-	for i := range r.Routes {
-		rt := &r.Routes[i]
-		rt.Protocol = strings.ToUpper(rt.Protocol)
-		switch rt.Protocol {
-		case "HTTP", "HTTPS", "TCP":
-		default:
-			return fmt.Errorf("routes[%d].protocol %q", i, rt.Protocol)
-		}
-		if rt.Host == "" || rt.Port == 0 || rt.GatewayPort == 0 || rt.Upstream.Host == "" || rt.Upstream.Port == 0 || rt.Subset == "" {
-			return fmt.Errorf("routes[%d] (%s): host, port, gateway_port, upstream and subset are required", i, rt.Entry)
-		}
-		if rt.Source.Namespace == "" {
-			return fmt.Errorf("routes[%d] (%s): source.namespace is required", i, rt.Entry)
-		}
-		if rt.ServiceHost == "" {
-			rt.ServiceHost = rt.Host
-		}
-		if rt.SNI == "" {
-			rt.SNI = rt.Upstream.Host
-		}
-		if rt.Upstream.TLS == "origination" && rt.Upstream.SNI == "" {
-			rt.Upstream.SNI = rt.Upstream.Host
-		}
 	}
 	return nil
 }
@@ -427,17 +386,27 @@ func labelsKey(ns string, labels map[string]string) string {
 	return b.String()
 }
 
-// clientLabels are the labels of the simulated client for a route's source.
-func clientLabels(s Source) map[string]string {
-	if len(s.WorkloadSelector) > 0 {
-		return s.WorkloadSelector
+// clientLabels are the labels of the simulated client for a source.
+func clientLabels(s PSource) map[string]string {
+	if len(s.Selector) > 0 {
+		return s.Selector
 	}
 	return map[string]string{"app": "meshcheck-client"}
+}
+
+// clientSA is the service account of the simulated client for a source.
+func clientSA(s PSource) string {
+	if len(s.ServiceAccounts) > 0 {
+		return s.ServiceAccounts[0]
+	}
+	return "default"
 }
 
 // otherLabels are the labels of a workload in a source namespace that no selector picks.
 var otherLabels = map[string]string{"meshcheck": "other"}
 var outsiderLabels = map[string]string{"app": "meshcheck-outsider"}
+
+const otherSA = "meshcheck-other"
 
 func (in *Input) kubeNames() map[string]bool {
 	have := map[string]bool{}
@@ -457,17 +426,109 @@ func yamlDoc(v any) string {
 	return string(b)
 }
 
+// findAliases lists the rendered ServiceEntry hosts under .egress.internal and the egress
+// Gateway's server hosts: names the renderer chose, which outsiders and intruders then try.
+func (in *Input) findAliases() {
+	seen := map[string]bool{}
+	for _, c := range in.Configs {
+		switch c.GroupVersionKind {
+		case gvk.ServiceEntry:
+			se := c.Spec.(*networking.ServiceEntry)
+			for _, h := range se.Hosts {
+				if !strings.HasSuffix(h, ".egress.internal") {
+					continue
+				}
+				for _, p := range se.Ports {
+					proto := strings.ToUpper(p.Protocol)
+					switch proto {
+					case "HTTP", "HTTP2", "GRPC":
+						proto = "HTTP"
+					case "HTTPS", "TLS":
+						proto = "HTTPS"
+					default:
+						proto = "TCP"
+					}
+					k := fmt.Sprintf("%s:%d", h, p.Number)
+					if !seen[k] {
+						seen[k] = true
+						in.Aliases = append(in.Aliases, alias{host: h, port: int(p.Number), protocol: proto, addresses: se.Addresses})
+					}
+				}
+			}
+		case gvk.Gateway:
+			gw := c.Spec.(*networking.Gateway)
+			if c.Namespace != in.Gateway.Namespace || !selects(gw.Selector, in.Gateway.Labels) || len(gw.Selector) == 0 {
+				continue
+			}
+			for _, srv := range gw.Servers {
+				for _, h := range srv.Hosts {
+					if i := strings.Index(h, "/"); i >= 0 {
+						h = h[i+1:]
+					}
+					if !contains(in.ServerHosts, h) {
+						in.ServerHosts = append(in.ServerHosts, h)
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(in.Aliases, func(i, j int) bool {
+		return fmt.Sprintf("%s:%05d", in.Aliases[i].host, in.Aliases[i].port) < fmt.Sprintf("%s:%05d", in.Aliases[j].host, in.Aliases[j].port)
+	})
+	sort.Strings(in.ServerHosts)
+}
+
+// addIntruder adds, for the simulation only, a VirtualService in an unlisted namespace that binds
+// to the egress Gateway with every host of its servers and sends everything to a Service of its
+// own: a Gateway server that accepts VirtualServices from outside istio-egress would use it.
+func (in *Input) addIntruder() error {
+	if len(in.ServerHosts) == 0 {
+		return nil
+	}
+	vs := map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": intruderName, "namespace": outsiderNamespace,
+			"creationTimestamp": "2000-01-01T00:00:00Z"},
+		"spec": map[string]any{
+			"hosts":    in.ServerHosts,
+			"gateways": []string{in.Gateway.Namespace + "/" + in.Gateway.Name},
+			"http": []any{map[string]any{"name": intruderName, "route": []any{map[string]any{
+				"destination": map[string]any{"host": intruderHost(), "port": map[string]any{"number": 80}}}}}},
+			"tcp": []any{map[string]any{"route": []any{map[string]any{
+				"destination": map[string]any{"host": intruderHost(), "port": map[string]any{"number": 80}}}}}},
+		},
+	}
+	cfgs, _, err := crd.ParseInputs(yamlDoc(vs))
+	if err != nil || len(cfgs) != 1 {
+		return fmt.Errorf("meshcheck's intruder VirtualService: %v", err)
+	}
+	// the oldest VirtualService wins where Istio merges them for a gateway
+	cfgs[0].CreationTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	in.SimConfigs = append(in.SimConfigs, cfgs[0])
+	in.SimKube = append(in.SimKube, yamlDoc(map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": intruderName, "namespace": outsiderNamespace},
+		"spec": map[string]any{"type": "ClusterIP", "clusterIP": "10.96.30.30",
+			"ports": []any{map[string]any{"name": "http", "port": 80, "protocol": "TCP"}}},
+	}))
+	return nil
+}
+
 // buildSynthetic writes the cluster state a real cluster would have around the rendered objects:
-// namespaces with injection enabled, the egress gateway Service (when the render does not carry
-// it) and one Pod for the gateway and for every kind of client the checks simulate.
+// namespaces (sidecar injection, or in ambient mode the source namespaces enrolled in ambient), the
+// egress gateway Service (sidecar mode, when the render does not carry it) and one Pod for the
+// gateway and for every kind of client the checks simulate.
 func (in *Input) buildSynthetic() {
-	g := in.Routes.Gateway
+	p := in.Policy
 	have := in.kubeNames()
 	var docs []string
 
-	nss := map[string]bool{g.Namespace: true, outsiderNamespace: true, rootNamespace: true}
-	for _, r := range in.Routes.Routes {
-		nss[r.Source.Namespace] = true
+	nss := map[string]bool{egressNamespace: true, outsiderNamespace: true, peerNamespace: true, rootNamespace: true}
+	for _, n := range p.Namespaces() {
+		nss[n] = true
+	}
+	if in.Mode == "ambient" {
+		nss[p.Waypoint.Namespace] = true
 	}
 	names := make([]string, 0, len(nss))
 	for n := range nss {
@@ -479,8 +540,13 @@ func (in *Input) buildSynthetic() {
 			continue
 		}
 		labels := map[string]string{"istio-injection": "enabled"}
-		if n == rootNamespace {
+		switch {
+		case n == rootNamespace:
 			labels = map[string]string{}
+		case in.Mode == "ambient" && contains(p.Namespaces(), n):
+			labels = map[string]string{"istio.io/dataplane-mode": "ambient"}
+		case in.Mode == "ambient" && n == p.Waypoint.Namespace:
+			labels = map[string]string{"istio.io/dataplane-mode": "ambient"}
 		}
 		docs = append(docs, yamlDoc(map[string]any{
 			"apiVersion": "v1", "kind": "Namespace",
@@ -488,7 +554,41 @@ func (in *Input) buildSynthetic() {
 		}))
 	}
 
-	// The gateway Service: from resources.yaml when rendered there, else from routes.json.
+	if in.Mode == "sidecar" {
+		docs = append(docs, in.gatewayState()...)
+	}
+
+	// Client pods: one per source (namespace, selector), one "other" per namespace of the policy,
+	// one outsider and one peer.
+	n := 0
+	addPod := func(ns string, labels map[string]string, sa string) {
+		k := labelsKey(ns, labels)
+		if _, ok := in.ClientPods[k]; ok {
+			return
+		}
+		n++
+		ip := fmt.Sprintf("10.244.1.%d", n)
+		in.ClientPods[k] = ip
+		docs = append(docs, podDoc(fmt.Sprintf("meshcheck-client-%d", n), ns, labels, sa, ip, nil, false, in.Mode == "ambient" && contains(p.Namespaces(), ns)))
+	}
+	for _, r := range p.Rules {
+		for _, s := range r.Sources {
+			addPod(s.Namespace, clientLabels(s), clientSA(s))
+		}
+	}
+	for _, ns := range p.Namespaces() {
+		addPod(ns, otherLabels, otherSA)
+	}
+	addPod(outsiderNamespace, outsiderLabels, "default")
+	addPod(peerNamespace, outsiderLabels, "default")
+	in.Synthetic = strings.Join(docs, "---\n")
+}
+
+// gatewayState: the egress gateway Service (from resources.yaml when rendered there, else from
+// routes.json, exported to what routes.json says plus meshcheck's peer namespace) and its Pod.
+func (in *Input) gatewayState() []string {
+	g := in.Gateway
+	var docs []string
 	svcFound := false
 	for _, d := range in.KubeDocs {
 		var m struct {
@@ -535,7 +635,7 @@ func (in *Input) buildSynthetic() {
 		}
 		meta := map[string]any{"name": g.ServiceName, "namespace": g.Namespace, "labels": g.Labels}
 		if len(g.ExportTo) > 0 {
-			meta["annotations"] = map[string]string{"networking.istio.io/exportTo": strings.Join(g.ExportTo, ",")}
+			meta["annotations"] = map[string]string{"networking.istio.io/exportTo": strings.Join(append(append([]string{}, g.ExportTo...), peerNamespace), ",")}
 		}
 		docs = append(docs, yamlDoc(map[string]any{
 			"apiVersion": "v1", "kind": "Service",
@@ -545,7 +645,6 @@ func (in *Input) buildSynthetic() {
 			},
 		}))
 	}
-
 	in.GatewayPodIP = "10.244.0.10"
 	var cports []map[string]any
 	for _, p := range g.Ports {
@@ -555,37 +654,12 @@ func (in *Input) buildSynthetic() {
 		}
 		cports = append(cports, map[string]any{"containerPort": tp, "protocol": "TCP"})
 	}
-	docs = append(docs, podDoc(g.Name+"-meshcheck", g.Namespace, g.Labels, g.Name, in.GatewayPodIP, cports, true))
-
-	// Client pods: one per source (namespace, selector), one "other" per selector namespace, one outsider.
-	n := 0
-	addPod := func(ns string, labels map[string]string, sa string) {
-		k := labelsKey(ns, labels)
-		if _, ok := in.ClientPods[k]; ok {
-			return
-		}
-		n++
-		ip := fmt.Sprintf("10.244.1.%d", n)
-		in.ClientPods[k] = ip
-		docs = append(docs, podDoc(fmt.Sprintf("meshcheck-client-%d", n), ns, labels, sa, ip, nil, false))
-	}
-	for _, r := range in.Routes.Routes {
-		sa := "default"
-		if len(r.Source.ServiceAccounts) > 0 {
-			sa = r.Source.ServiceAccounts[0]
-		}
-		addPod(r.Source.Namespace, clientLabels(r.Source), sa)
-	}
-	for _, r := range in.Routes.Routes {
-		if len(r.Source.WorkloadSelector) > 0 {
-			addPod(r.Source.Namespace, otherLabels, "meshcheck-other")
-		}
-	}
-	addPod(outsiderNamespace, outsiderLabels, "default")
-	in.Synthetic = strings.Join(docs, "---\n")
+	docs = append(docs, podDoc(g.Name+"-meshcheck", g.Namespace, g.Labels, g.Name, in.GatewayPodIP, cports, true, false))
+	return docs
 }
 
-func podDoc(name, ns string, labels map[string]string, sa, ip string, ports []map[string]any, gateway bool) string {
+// podDoc: a running pod; with a sidecar (injected), or as an ambient workload without one.
+func podDoc(name, ns string, labels map[string]string, sa, ip string, ports []map[string]any, gateway, ambient bool) string {
 	annotations := map[string]string{
 		"sidecar.istio.io/status": `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null}`,
 	}
@@ -597,11 +671,15 @@ func podDoc(name, ns string, labels map[string]string, sa, ip string, ports []ma
 	} else {
 		annotations["inject.istio.io/templates"] = "gateway"
 	}
-	proxy := map[string]any{"name": "istio-proxy", "image": proxyImage}
-	if len(ports) > 0 {
-		proxy["ports"] = ports
+	if ambient {
+		annotations = map[string]string{"ambient.istio.io/redirection": "enabled"}
+	} else {
+		proxy := map[string]any{"name": "istio-proxy", "image": proxyImage}
+		if len(ports) > 0 {
+			proxy["ports"] = ports
+		}
+		containers = append(containers, proxy)
 	}
-	containers = append(containers, proxy)
 	return yamlDoc(map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
 		"metadata": map[string]any{"name": name, "namespace": ns, "labels": labels, "annotations": annotations},

@@ -1,5 +1,9 @@
 package main
 
+// The simulation: Istio's real config generator (pilot/test/xds) for one render, the proxies
+// meshcheck asks it about, and what every hop's checks share. The checks of each mode are in
+// sidecar.go and ambientcheck.go; both take their expectations from the oracle (oracle.go).
+
 import (
 	"fmt"
 	"sort"
@@ -8,14 +12,18 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	envoycore "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
 	"istio.io/istio/pkg/config/mesh"
+	"istio.io/istio/pkg/config/schema/gvk"
 	pm "istio.io/istio/pkg/model"
 	"istio.io/istio/pkg/test"
 )
@@ -35,13 +43,17 @@ type Row struct {
 }
 
 type checker struct {
-	in      *Input
-	s       *xds.FakeDiscoveryServer
-	sims    map[string]*simulation.Simulation
-	rows    []Row
-	verbose bool
-	dumped  map[string]bool
-	dumps   []string
+	in       *Input
+	p        *Policy
+	s        *xds.FakeDiscoveryServer
+	outbound string
+	sims     map[string]*simulation.Simulation
+	proxies  map[string]*model.Proxy
+	rows     []Row
+	verbose  bool
+	dumped   map[string]bool
+	dumps    []string
+	notes    []string
 }
 
 func meshConfig(outbound string) *meshconfig.MeshConfig {
@@ -54,36 +66,45 @@ func meshConfig(outbound string) *meshconfig.MeshConfig {
 	return m
 }
 
-// simulate builds Istio's real config generator for one render directory and checks every route.
+// simulate builds Istio's real config generator for one render directory and checks it.
 func simulate(t test.Failer, in *Input, outbound string, verbose bool) ([]Row, []string) {
-	kube := strings.Join(append(append([]string{}, in.KubeDocs...), in.Synthetic), "\n---\n")
+	kube := append(append(append([]string{}, in.KubeDocs...), in.SimKube...), in.Synthetic)
 	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
-		Configs:                in.Configs,
-		KubernetesObjectString: kube,
+		Configs:                in.SimConfigs,
+		KubernetesObjectString: joinDocs(kube),
 		MeshConfig:             meshConfig(outbound),
 	})
-	c := &checker{in: in, s: s, sims: map[string]*simulation.Simulation{}, verbose: verbose, dumped: map[string]bool{}}
-	c.checkRoutes()
-	c.checkOutsiders()
-	return c.rows, c.dumps
+	c := &checker{in: in, p: in.Policy, s: s, outbound: outbound, sims: map[string]*simulation.Simulation{},
+		proxies: map[string]*model.Proxy{}, verbose: verbose, dumped: map[string]bool{}}
+	if in.Mode == "ambient" {
+		c.checkAmbient()
+	} else {
+		c.checkSidecar()
+	}
+	c.checkExportTo()
+	return c.rows, append(c.notes, c.dumps...)
 }
 
 type proxySpec struct {
-	name   string
-	ns     string
-	labels map[string]string
-	ip     string
-	dns    bool
-	router bool
+	name     string
+	ns       string
+	labels   map[string]string
+	ip       string
+	dns      bool
+	router   bool
+	waypoint bool
 }
 
 func (p proxySpec) key() string {
-	return fmt.Sprintf("%s|%v|%v", labelsKey(p.ns, p.labels), p.dns, p.router)
+	return fmt.Sprintf("%s|%v|%v|%v", labelsKey(p.ns, p.labels), p.dns, p.router, p.waypoint)
 }
 
 func (p proxySpec) String() string {
-	if p.router {
+	switch {
+	case p.router:
 		return fmt.Sprintf("gateway %s/%s", p.ns, p.name)
+	case p.waypoint:
+		return fmt.Sprintf("waypoint %s/%s", p.ns, p.name)
 	}
 	var kv []string
 	for k, v := range p.labels {
@@ -95,6 +116,11 @@ func (p proxySpec) String() string {
 		s += "+dns"
 	}
 	return s
+}
+
+func (c *checker) modelProxy(p proxySpec) *model.Proxy {
+	c.sim(p)
+	return c.proxies[p.key()]
 }
 
 func (c *checker) sim(p proxySpec) *simulation.Simulation {
@@ -111,17 +137,26 @@ func (c *checker) sim(p proxySpec) *simulation.Simulation {
 			Labels:       p.labels,
 			IstioVersion: "1.31.0",
 			DNSCapture:   pm.StringBool(p.dns),
+			ClusterID:    "Kubernetes",
 		},
 	}
-	if p.router {
+	switch {
+	case p.router:
 		proxy.Type = model.Router
-	} else {
+	case p.waypoint:
+		proxy.Type = model.Waypoint
+		proxy.Metadata.ServiceAccount = p.name
+	default:
 		proxy.Type = model.SidecarProxy
 	}
 	proxy = c.s.SetupProxy(proxy)
+	if p.waypoint {
+		waitForWaypoint(c.s, proxy)
+	}
 	l := c.s.Listeners(proxy)
 	sim := &simulation.Simulation{Listeners: l, Clusters: c.s.Clusters(proxy), Routes: c.s.RoutesFromListeners(proxy, l)}
 	c.sims[p.key()] = sim
+	c.proxies[p.key()] = proxy
 	return sim
 }
 
@@ -136,6 +171,18 @@ func run(sim *simulation.Simulation, call simulation.Call) (res simulation.Resul
 	return sim.Run(call)
 }
 
+// runCapture runs a call and also returns the filter chain Envoy would pick for it (the chain
+// whose RBAC filters decide admission).
+func runCapture(sim *simulation.Simulation, call simulation.Call) (simulation.Result, *listener.FilterChain) {
+	var fc *listener.FilterChain
+	call.CustomListenerValidations = append(call.CustomListenerValidations, func(f *listener.FilterChain) error {
+		fc = f
+		return nil
+	})
+	res := run(sim, call)
+	return res, fc
+}
+
 func (c *checker) clientProxy(ns string, labels map[string]string, dns bool) proxySpec {
 	ip := c.in.ClientPods[labelsKey(ns, labels)]
 	if ip == "" {
@@ -144,94 +191,43 @@ func (c *checker) clientProxy(ns string, labels map[string]string, dns bool) pro
 	return proxySpec{name: "meshcheck-client", ns: ns, labels: labels, ip: ip, dns: dns}
 }
 
-func (c *checker) gatewayProxy() proxySpec {
-	g := c.in.Routes.Gateway
-	return proxySpec{name: g.Name + "-meshcheck", ns: g.Namespace, labels: g.Labels, ip: c.in.GatewayPodIP, router: true}
-}
-
 // externalAddress stands for the address the workload's own DNS lookup returns (TEST-NET-3:
 // nothing is ever sent anywhere, the simulation only matches listeners).
 const externalAddress = "203.0.113.10"
 
-// clientVariants lists the sidecar configurations a route is checked with: without DNS capture
-// (the default) and with Istio's DNS proxy plus auto-allocated addresses. TCP by name only
-// works with the DNS proxy (ASM says so too), so it is checked with it alone.
-func (c *checker) clientVariants(r Route) []bool {
-	if r.Protocol == "TCP" && c.tcpByNameOnPort(r.Port) {
-		// TCP by name needs Istio's DNS proxy with address auto-allocation (the render warns
-		// about every such entry): without it the sidecar sends all TCP traffic on that port to
-		// the named host's route, so no TCP call on that port is meaningful without it.
+// variants lists the sidecar configurations a call on (protocol, port) is made with: without DNS
+// capture (the default) and with Istio's DNS proxy plus auto-allocated addresses. TCP on a port
+// that carries TCP by host name is called with the DNS proxy only: without it the sidecar sends
+// all TCP traffic on that port to the named host's route (the render warns about it, and ASM
+// requires its DNS proxy too).
+func (c *checker) variants(proto string, port int) []bool {
+	if proto == "TCP" && c.p.tcpByNameOnPort(port) {
 		return []bool{true}
 	}
 	return []bool{false, true}
 }
 
-// tcpByNameOnPort: does the policy route TCP by host name on this port?
-func (c *checker) tcpByNameOnPort(port int) bool {
-	for _, r := range c.in.Routes.Routes {
-		if r.Protocol == "TCP" && r.Port == port && !isIP(r.Host) {
-			return true
-		}
-	}
-	return false
-}
-
-func isIP(h string) bool {
-	h = strings.SplitN(h, "/", 2)[0]
-	for _, ch := range h {
-		if !(ch == '.' || ch == ':' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')) {
-			return false
-		}
-	}
-	return strings.ContainsAny(h, ".:") && (strings.Count(h, ".") == 3 || strings.Contains(h, ":"))
-}
-
-// clientCall is what a workload does to reach the route's host.
-func (c *checker) clientCall(r Route, ns string, dns bool) (simulation.Call, string) {
+// clientCall is what a workload does to reach host:port with the protocol.
+func (c *checker) clientCall(host string, port int, proto, ns string, dns bool) (simulation.Call, string) {
 	addr := externalAddress
-	if isIP(r.Host) {
-		addr = strings.SplitN(r.Host, "/", 2)[0]
-		if strings.Contains(r.Host, "/") {
-			// a CIDR: any address inside it; take the network address's successor
-			addr = firstHost(r.Host)
-		}
+	if isIP(host) {
+		addr = strings.SplitN(host, "/", 2)[0]
 	} else if dns {
-		if v, ok := c.in.vipFor(ns, r.Host); ok {
+		if v, ok := c.in.vipFor(ns, host); ok {
 			addr = v
 		}
 	}
-	switch r.Protocol {
+	switch proto {
 	case "HTTP":
-		return simulation.Call{Address: addr, Port: r.Port, Protocol: simulation.HTTP, HostHeader: r.Host},
-			fmt.Sprintf("http %s:%d Host=%s", addr, r.Port, r.Host)
+		return simulation.Call{Address: addr, Port: port, Protocol: simulation.HTTP, HostHeader: host},
+			fmt.Sprintf("http %s:%d Host=%s", addr, port, host)
 	case "HTTPS":
-		return simulation.Call{Address: addr, Port: r.Port, Protocol: simulation.HTTP, TLS: simulation.TLS, Sni: r.Host},
-			fmt.Sprintf("tls %s:%d SNI=%s", addr, r.Port, r.Host)
+		return simulation.Call{Address: addr, Port: port, Protocol: simulation.HTTP, TLS: simulation.TLS, Sni: host},
+			fmt.Sprintf("tls %s:%d SNI=%s", addr, port, host)
 	default:
-		return simulation.Call{Address: addr, Port: r.Port, Protocol: simulation.TCP},
-			fmt.Sprintf("tcp %s:%d (%s)", addr, r.Port, r.Host)
+		return simulation.Call{Address: addr, Port: port, Protocol: simulation.TCP},
+			fmt.Sprintf("tcp %s:%d (%s)", addr, port, host)
 	}
-}
-
-func (c *checker) gatewayCall(r Route) (simulation.Call, string) {
-	port := r.GatewayPort
-	if tp, ok := c.in.TargetPorts[port]; ok && tp != 0 {
-		port = tp
-	}
-	call := simulation.Call{Port: port, TLS: simulation.MTLS, Sni: r.SNI, CallMode: simulation.CallModeGateway, Address: c.in.GatewayPodIP}
-	desc := fmt.Sprintf("mtls :%d SNI=%s", port, r.SNI)
-	if r.Protocol == "HTTP" {
-		call.Protocol = simulation.HTTP
-		call.HostHeader = r.Host
-		desc += " Host=" + r.Host
-	} else {
-		call.Protocol = simulation.TCP
-	}
-	return call, desc
-}
-
-func (c *checker) gatewayCluster(r Route) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", r.GatewayPort, r.Subset, c.in.Routes.Gateway.Service)
 }
 
 func routeOf(res simulation.Result) string {
@@ -241,7 +237,7 @@ func routeOf(res simulation.Result) string {
 		if res.RouteMatched != "" {
 			s += " route=" + res.RouteMatched
 		}
-		return s
+		return strings.TrimSpace(s)
 	case res.FilterChainMatched != "":
 		return "fc=" + res.FilterChainMatched
 	}
@@ -255,7 +251,12 @@ func errSuffix(res simulation.Result) string {
 	return ""
 }
 
-func (c *checker) add(r Route, hop string, p proxySpec, call string, res simulation.Result, ok bool, verdict string) {
+func entryLabel(e *PEntry, host string) string {
+	return fmt.Sprintf("%s[%d] %s", e.Name, e.Rule, host)
+}
+
+// add records a row; on failure with -v, the proxy's configuration is dumped once.
+func (c *checker) add(entry, hop string, p *proxySpec, call string, res simulation.Result, ok bool, verdict string) {
 	cl := res.ClusterMatched
 	if cl == "" {
 		cl = "-"
@@ -264,164 +265,216 @@ func (c *checker) add(r Route, hop string, p proxySpec, call string, res simulat
 	if lis == "" {
 		lis = "-"
 	}
+	proxy := "-"
+	if p != nil {
+		proxy = p.String()
+	}
+	if !strings.HasPrefix(verdict, "PASS") && !strings.HasPrefix(verdict, "FAIL") {
+		if ok {
+			verdict = "PASS " + verdict
+		} else {
+			verdict = "FAIL " + verdict
+		}
+	}
 	c.rows = append(c.rows, Row{
-		Policy: c.in.Name, Entry: fmt.Sprintf("%s[%d] %s", r.Entry, r.Rule, r.Host), Hop: hop, Proxy: p.String(),
+		Policy: c.in.Name, Entry: entry, Hop: hop, Proxy: proxy,
 		Call: call, Listener: lis, Route: routeOf(res), Cluster: cl, OK: ok, Verdict: verdict,
 	})
-	if !ok && c.verbose && !c.dumped[p.key()] {
+	if !ok && c.verbose && p != nil && !c.dumped[p.key()] {
 		c.dumped[p.key()] = true
-		sim := c.sim(p)
-		c.dumps = append(c.dumps, dumpSim(c.in.Name, p.String(), sim))
+		c.dumps = append(c.dumps, dumpSim(c.in.Name, p.String(), c.sim(*p)))
 	}
 }
 
-// clientsOf lists the label sets of the simulated clients a source covers: its selector's labels;
-// for a namespace-wide source also every selector this policy uses in that namespace (those
-// workloads get their own Sidecar, which must still import what the whole namespace is granted).
-func (c *checker) clientsOf(s Source) []map[string]string {
-	out := []map[string]string{clientLabels(s)}
-	if len(s.WorkloadSelector) > 0 {
-		return out
+// parseCluster splits an Istio cluster name direction|port|subset|host.
+func parseCluster(name string) (dir string, port int, subset, host string, ok bool) {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 {
+		return "", 0, "", "", false
 	}
-	seen := map[string]bool{labelsKey("", out[0]): true}
-	for _, r := range c.in.Routes.Routes {
-		if r.Source.Namespace != s.Namespace || len(r.Source.WorkloadSelector) == 0 {
-			continue
+	port, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return "", 0, "", "", false
+	}
+	return parts[0], port, parts[2], parts[3], true
+}
+
+// blackholed: the call ends in Istio's BlackHole (REGISTRY_ONLY's answer to an unknown
+// destination): the BlackHoleCluster, or for HTTP the block_all virtual host.
+func blackholed(res simulation.Result) bool {
+	return res.Error == nil && (res.ClusterMatched == "BlackHoleCluster" || res.VirtualHostMatched == "block_all")
+}
+
+// passedThrough: ALLOW_ANY's answer: the PassthroughCluster, or for HTTP the allow_any virtual host.
+func passedThrough(res simulation.Result) bool {
+	return res.Error == nil && (res.ClusterMatched == "PassthroughCluster" || res.VirtualHostMatched == "allow_any")
+}
+
+// checkNowhere: an outsider's call must go nowhere (REGISTRY_ONLY: BlackHole), and never to a
+// route of the registry. With ALLOW_ANY it leaves the mesh directly (PassthroughCluster): only a
+// NetworkPolicy stops it, which the simulation does not model.
+func (c *checker) checkNowhere(entry string, p proxySpec, host string, port int, proto string) {
+	sim := c.sim(p)
+	call, desc := c.clientCall(host, port, proto, p.ns, p.dns)
+	res := run(sim, call)
+	var ok bool
+	var verdict string
+	if c.outbound == "ALLOW_ANY" {
+		ok = passedThrough(res)
+		verdict = "PASS ALLOW_ANY: leaves the mesh directly (PassthroughCluster); only a NetworkPolicy stops it"
+		if !ok {
+			verdict = "FAIL want PassthroughCluster under ALLOW_ANY (a registry route means the config is visible)" + errSuffix(res)
 		}
-		if k := labelsKey("", r.Source.WorkloadSelector); !seen[k] {
-			seen[k] = true
-			out = append(out, r.Source.WorkloadSelector)
+	} else {
+		ok = blackholed(res)
+		verdict = "PASS BlackHole"
+		if !ok {
+			verdict = "FAIL want BlackHole (REGISTRY_ONLY), got a route" + errSuffix(res)
+			if res.ClusterMatched != "" {
+				verdict = "FAIL want BlackHole (REGISTRY_ONLY), the call is routed to " + res.ClusterMatched
+			}
 		}
 	}
+	c.add(entry, "outsider", &p, desc, res, ok, verdict)
+}
+
+// ---------------------------------------------------------------- nothing visible
+
+// leaks lists what of the forbidden hosts, addresses and gateway subsets a proxy's configuration
+// holds: clusters, listeners (by name, SNI, destination prefix), virtual hosts, routes.
+func leaks(sim *simulation.Simulation, hosts, addrs map[string]bool, gatewayHost string) []string {
+	var out []string
+	seen := map[string]bool{}
+	note := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	checkCluster := func(where, name string) {
+		_, _, subset, host, ok := parseCluster(name)
+		if !ok {
+			return
+		}
+		if hosts[host] {
+			note(where + " " + name)
+		}
+		if gatewayHost != "" && host == gatewayHost && subset != "" {
+			note(where + " " + name + " (gateway subset)")
+		}
+	}
+	for _, cl := range sim.Clusters {
+		checkCluster("cluster", cl.GetName())
+	}
+	checkRC := func(rc *routev3.RouteConfiguration) {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, d := range vh.GetDomains() {
+				if i := strings.LastIndex(d, ":"); i > 0 && !strings.Contains(d[i:], "]") {
+					d = d[:i]
+				}
+				if hosts[d] || addrs[d] {
+					note(fmt.Sprintf("route %s virtual host %s (domain %s)", rc.GetName(), vh.GetName(), d))
+				}
+			}
+			for _, r := range vh.GetRoutes() {
+				checkCluster("route "+rc.GetName()+" -> ", r.GetRoute().GetCluster())
+				for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
+					checkCluster("route "+rc.GetName()+" -> ", wc.GetName())
+				}
+			}
+		}
+	}
+	for _, rc := range sim.Routes {
+		checkRC(rc)
+	}
+	for _, l := range sim.Listeners {
+		if a := l.GetAddress().GetSocketAddress(); a != nil && addrs[a.GetAddress()] {
+			note("listener " + l.GetName())
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, sn := range fc.GetFilterChainMatch().GetServerNames() {
+				if hosts[sn] {
+					note(fmt.Sprintf("listener %s filter chain for SNI %s", l.GetName(), sn))
+				}
+			}
+			for _, pr := range fc.GetFilterChainMatch().GetPrefixRanges() {
+				if addrs[pr.GetAddressPrefix()] {
+					note(fmt.Sprintf("listener %s filter chain for %s", l.GetName(), pr.GetAddressPrefix()))
+				}
+			}
+			if tcp := xdstest.ExtractTCPProxy(nil, fc); tcp != nil {
+				checkCluster("listener "+l.GetName()+" tcp_proxy ->", tcp.GetCluster())
+			}
+			if h := xdstest.ExtractHTTPConnectionManager(nil, fc); h != nil && h.GetRouteConfig() != nil {
+				checkRC(h.GetRouteConfig())
+			}
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
-func (c *checker) checkClient(r Route, p proxySpec, want string) {
-	sim := c.sim(p)
-	call, desc := c.clientCall(r, p.ns, p.dns)
-	res := run(sim, call)
-	ok := res.Error == nil && res.ClusterMatched == want
-	verdict := "PASS"
+// visibility checks that a proxy's configuration holds nothing of the forbidden names.
+func (c *checker) visibility(p proxySpec, what string, hosts, addrs map[string]bool, gatewayHost string) {
+	found := leaks(c.sim(p), hosts, addrs, gatewayHost)
+	ok := len(found) == 0
+	verdict := "PASS nothing of " + what
 	if !ok {
-		verdict = fmt.Sprintf("FAIL want cluster %s%s", want, errSuffix(res))
-	} else if tlsOK, why := checkMutualTLS(sim.Clusters, want, r.SNI); !tlsOK {
-		ok = false
-		verdict = "FAIL " + why
-	} else {
-		verdict = "PASS " + why
+		if len(found) > 4 {
+			found = append(found[:4], fmt.Sprintf("and %d more", len(found)-4))
+		}
+		verdict = "FAIL holds " + strings.Join(found, "; ")
 	}
-	c.add(r, "sidecar->gateway", p, desc, res, ok, verdict)
+	c.add("*", "visibility", &p, "config of the proxy", simulation.Result{}, ok, verdict)
 }
 
-func (c *checker) checkRoutes() {
-	gw := c.gatewayProxy()
-	for _, r := range c.in.Routes.Routes {
-		want := c.gatewayCluster(r)
-		for _, labels := range c.clientsOf(r.Source) {
-			for _, dns := range c.clientVariants(r) {
-				p := c.clientProxy(r.Source.Namespace, labels, dns)
-				c.checkClient(r, p, want)
+// checkExportTo (structural): every rendered ServiceEntry, VirtualService and DestinationRule is
+// exported to its own namespace only, or from istio-egress to namespaces the policy lists (an
+// ambient ServiceEntry also to the waypoint's namespace): never to "*", never without exportTo.
+// Istio applies a DestinationRule outside its namespace only from the service's or the root
+// namespace, so a client-side DestinationRule exported to "*" changes no proxy's configuration
+// today; it is still config where the policy does not put it.
+func (c *checker) checkExportTo() {
+	for _, cfg := range c.in.Configs {
+		var exportTo []string
+		switch s := cfg.Spec.(type) {
+		case *networking.ServiceEntry:
+			exportTo = s.GetExportTo()
+		case *networking.VirtualService:
+			exportTo = s.GetExportTo()
+		case *networking.DestinationRule:
+			exportTo = s.GetExportTo()
+		default:
+			continue
+		}
+		allowed := map[string]bool{".": true, cfg.Namespace: true}
+		if c.in.Mode == "ambient" && cfg.GroupVersionKind == gvk.ServiceEntry {
+			allowed[c.p.Waypoint.Namespace] = true
+		}
+		if cfg.Namespace == egressNamespace {
+			for _, ns := range c.p.Namespaces() {
+				allowed[ns] = true
 			}
 		}
-
-		sim := c.sim(gw)
-		call, desc := c.gatewayCall(r)
-		res := run(sim, call)
-		want = fmt.Sprintf("outbound|%d||%s", r.Upstream.Port, r.Upstream.Host)
-		ok := res.Error == nil && res.ClusterMatched == want
-		verdict := "PASS"
-		if !ok {
-			verdict = fmt.Sprintf("FAIL want cluster %s%s", want, errSuffix(res))
-		} else if tlsOK, why := checkUpstreamTLS(sim.Clusters, want, r.Upstream); !tlsOK {
-			ok = false
-			verdict = "FAIL " + why
+		var bad []string
+		if len(exportTo) == 0 {
+			bad = append(bad, "no exportTo (every namespace)")
+		}
+		for _, e := range exportTo {
+			if !allowed[e] {
+				bad = append(bad, fmt.Sprintf("%q", e))
+			}
+		}
+		what := fmt.Sprintf("exportTo of %s %s/%s", cfg.GroupVersionKind.Kind, cfg.Namespace, cfg.Name)
+		if len(bad) > 0 {
+			c.add("*", "visibility", nil, what, simulation.Result{}, false, "FAIL exported beyond its namespace: "+strings.Join(bad, ", "))
 		} else {
-			verdict = "PASS " + why
+			c.add("*", "visibility", nil, what, simulation.Result{}, true, fmt.Sprintf("PASS %v (structural)", exportTo))
 		}
-		c.add(r, "gateway->upstream", gw, desc, res, ok, verdict)
 	}
 }
 
-// granted reports whether some route gives the workload (ns, labels) the host/port/protocol.
-func (c *checker) granted(ns string, labels map[string]string, host string, port int, proto string) bool {
-	for _, r := range c.in.Routes.Routes {
-		if r.Host != host || r.Port != port || r.Protocol != proto || r.Source.Namespace != ns {
-			continue
-		}
-		if selects(r.Source.WorkloadSelector, labels) {
-			return true
-		}
-	}
-	return false
-}
-
-func selects(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func (c *checker) checkOutsiders() {
-	type target struct {
-		host, proto string
-		port        int
-	}
-	seen := map[target]bool{}
-	gwSuffix := "|" + c.in.Routes.Gateway.Service
-	for _, r := range c.in.Routes.Routes {
-		t := target{r.Host, r.Protocol, r.Port}
-		if seen[t] {
-			continue
-		}
-		seen[t] = true
-		outsiders := []proxySpec{}
-		for _, dns := range c.clientVariants(r) {
-			outsiders = append(outsiders, c.clientProxy(outsiderNamespace, outsiderLabels, dns))
-		}
-		// workloads in a source namespace that a selector leaves out, and workloads there that
-		// another selector of this policy picks (each must get only its own grants)
-		nsSeen, selSeen := map[string]bool{}, map[string]bool{}
-		for _, r2 := range c.in.Routes.Routes {
-			if len(r2.Source.WorkloadSelector) == 0 {
-				continue
-			}
-			if !nsSeen[r2.Source.Namespace] {
-				nsSeen[r2.Source.Namespace] = true
-				for _, dns := range c.clientVariants(r) {
-					outsiders = append(outsiders, c.clientProxy(r2.Source.Namespace, otherLabels, dns))
-				}
-			}
-			if k := labelsKey(r2.Source.Namespace, r2.Source.WorkloadSelector); !selSeen[k] {
-				selSeen[k] = true
-				for _, dns := range c.clientVariants(r) {
-					outsiders = append(outsiders, c.clientProxy(r2.Source.Namespace, r2.Source.WorkloadSelector, dns))
-				}
-			}
-		}
-		for _, p := range outsiders {
-			if c.granted(p.ns, p.labels, r.Host, r.Port, r.Protocol) {
-				continue
-			}
-			sim := c.sim(p)
-			call, desc := c.clientCall(r, p.ns, p.dns)
-			res := run(sim, call)
-			ok := !strings.HasSuffix(res.ClusterMatched, gwSuffix)
-			verdict := "PASS not routed to the gateway"
-			if res.ClusterMatched != "" {
-				verdict += " (" + res.ClusterMatched + ")"
-			} else if res.Error != nil {
-				verdict += " (" + res.Error.Error() + ")"
-			}
-			if !ok {
-				verdict = "FAIL outsider reaches the gateway via " + res.ClusterMatched
-			}
-			c.add(r, "outsider", p, desc, res, ok, verdict)
-		}
-	}
-}
+// ---------------------------------------------------------------- clusters and TLS
 
 func upstreamTLS(clusters []*cluster.Cluster, name string) (*cluster.Cluster, []*tlsv3.UpstreamTlsContext, error) {
 	cl := xdstest.ExtractCluster(name, clusters)
@@ -460,70 +513,96 @@ func isIstioMutual(u *tlsv3.UpstreamTlsContext) bool {
 	return ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName() == "ROOTCA"
 }
 
-// checkMutualTLS: the sidecar's cluster to the gateway must originate Istio mutual TLS with the
-// SNI the gateway's server (and AuthorizationPolicy) tells the entries apart by.
-func checkMutualTLS(clusters []*cluster.Cluster, name, sni string) (bool, string) {
-	_, tlss, err := upstreamTLS(clusters, name)
-	if err != nil {
-		return false, err.Error()
-	}
-	if len(tlss) == 0 {
-		return false, "cluster has no TLS transport socket (want ISTIO_MUTUAL)"
-	}
-	for _, u := range tlss {
-		if !isIstioMutual(u) {
-			return false, fmt.Sprintf("cluster TLS is not Istio mutual TLS (sni %q)", u.GetSni())
-		}
-		if u.GetSni() != sni {
-			return false, fmt.Sprintf("cluster mTLS SNI %q, want %q", u.GetSni(), sni)
-		}
-	}
-	return true, "mTLS sni=" + sni
-}
-
-func checkUpstreamTLS(clusters []*cluster.Cluster, name string, up Upstream) (bool, string) {
-	_, tlss, err := upstreamTLS(clusters, name)
-	if err != nil {
-		return false, err.Error()
-	}
-	switch up.TLS {
+// checkLastHopTLS: TLS origination with the policy's SNI and a verified server, or no added TLS.
+func checkLastHopTLS(tlss []*tlsv3.UpstreamTlsContext, want, sni string) (bool, string) {
+	switch want {
 	case "origination":
 		if len(tlss) == 0 {
-			return false, "no TLS origination on the upstream cluster (want SIMPLE, sni " + up.SNI + ")"
+			return false, "no TLS origination (want SIMPLE, SNI " + sni + ")"
 		}
 		for _, u := range tlss {
 			if isIstioMutual(u) {
-				return false, "upstream cluster uses Istio mutual TLS, want SIMPLE"
+				return false, "Istio mutual TLS to the external host, want SIMPLE"
 			}
-			if u.GetSni() != up.SNI {
-				return false, fmt.Sprintf("upstream TLS SNI %q, want %q", u.GetSni(), up.SNI)
+			if u.GetSni() != sni {
+				return false, fmt.Sprintf("TLS SNI %q, the policy says %q", u.GetSni(), sni)
 			}
 		}
 		roots := validationOf(tlss[0])
 		if roots == "" {
-			return false, "TLS origination sni=" + up.SNI + " does not verify the server certificate"
+			return false, "TLS origination sni=" + sni + " does not verify the server certificate"
 		}
-		return true, "TLS origination sni=" + up.SNI + ", server verified with " + roots
-	default: // passthrough, plain
+		return true, "TLS origination sni=" + sni + ", server verified with " + roots
+	default:
 		if len(tlss) > 0 {
-			return false, fmt.Sprintf("upstream cluster originates TLS (sni %q), want %s", tlss[0].GetSni(), up.TLS)
+			return false, fmt.Sprintf("originates TLS (SNI %q), want %s", tlss[0].GetSni(), want)
 		}
-		return true, "no TLS added (" + up.TLS + ")"
+		return true, "no TLS added (" + want + ")"
 	}
 }
 
-func firstHost(cidr string) string {
-	parts := strings.SplitN(cidr, "/", 2)
-	ip := parts[0]
-	if len(parts) == 2 {
-		if bits, err := strconv.Atoi(parts[1]); err == nil && bits < 32 && strings.Count(ip, ".") == 3 {
-			oct := strings.Split(ip, ".")
-			last, _ := strconv.Atoi(oct[3])
-			oct[3] = strconv.Itoa(last + 1)
-			return strings.Join(oct, ".")
+// clusterEndpoints: host:port of every endpoint of a cluster (inline for DNS clusters, from EDS
+// for the others).
+func (c *checker) clusterEndpoints(p proxySpec, cl *cluster.Cluster) []string {
+	if cl.GetType() != cluster.Cluster_EDS {
+		return endpointsOf(cl)
+	}
+	name := cl.GetEdsClusterConfig().GetServiceName()
+	if name == "" {
+		name = cl.GetName()
+	}
+	var out []string
+	for _, cla := range c.s.Endpoints(c.modelProxy(p)) {
+		if cla.GetClusterName() != name {
+			continue
+		}
+		for _, lle := range cla.GetEndpoints() {
+			for _, e := range lle.GetLbEndpoints() {
+				if sa := e.GetEndpoint().GetAddress().GetSocketAddress(); sa != nil {
+					out = append(out, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()))
+				}
+			}
 		}
 	}
-	return ip
+	sort.Strings(out)
+	return out
+}
+
+// findRoute returns the route a simulated HTTP call matched (RDS or an inline route config).
+func findRoute(sim *simulation.Simulation, res simulation.Result, fc *listener.FilterChain) *routev3.Route {
+	var rc *routev3.RouteConfiguration
+	if res.RouteConfigMatched != "" {
+		rc = xdstest.ExtractRouteConfigurations(sim.Routes)[res.RouteConfigMatched]
+	} else if fc != nil {
+		rc = xdstest.ExtractHTTPConnectionManager(nil, fc).GetRouteConfig()
+	}
+	for _, vh := range rc.GetVirtualHosts() {
+		if vh.GetName() != res.VirtualHostMatched {
+			continue
+		}
+		for _, r := range vh.GetRoutes() {
+			if r.GetName() == res.RouteMatched {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// hostRewrite: how a route changes the Host header ("" when it keeps it).
+func hostRewrite(r *routev3.Route) string {
+	a := r.GetRoute()
+	switch {
+	case a.GetHostRewriteLiteral() != "":
+		return "host_rewrite_literal " + a.GetHostRewriteLiteral()
+	case a.GetAutoHostRewrite().GetValue():
+		return "auto_host_rewrite"
+	case a.GetHostRewriteHeader() != "":
+		return "host_rewrite_header " + a.GetHostRewriteHeader()
+	case a.GetHostRewritePathRegex() != nil:
+		return "host_rewrite_path_regex"
+	}
+	return ""
 }
 
 func dumpSim(policy, proxy string, sim *simulation.Simulation) string {
@@ -558,4 +637,137 @@ func validationOf(u *tlsv3.UpstreamTlsContext) string {
 		return "inline trusted CA"
 	}
 	return ""
+}
+
+func spiffe(ns, sa string) string {
+	return fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", ns, sa)
+}
+
+func methodOutside(allowed []string) string {
+	for _, m := range []string{"DELETE", "PATCH", "PUT", "POST", "GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"} {
+		found := false
+		for _, a := range allowed {
+			if strings.EqualFold(a, m) {
+				found = true
+			}
+		}
+		if !found {
+			return m
+		}
+	}
+	return "MESHCHECK"
+}
+
+// authzCase is one admission question: may this identity make this request on this entry?
+type authzCase struct {
+	who    string
+	ns, sa string
+	method string
+	path   string
+	want   bool
+}
+
+// l7Request: a method and path the entry's HTTP rules allow (GET / without rules).
+func (p *Policy) l7Request(e *PEntry) (method, path string) {
+	method, path = "GET", "/"
+	if len(e.Methods) > 0 {
+		method = strings.ToUpper(e.Methods[0])
+	}
+	if len(e.PathPrefixes) > 0 {
+		path = strings.TrimSuffix(e.PathPrefixes[0], "/") + "/meshcheck"
+		if !strings.HasSuffix(e.PathPrefixes[0], "/") {
+			path = e.PathPrefixes[0] + "meshcheck"
+		}
+	}
+	return method, path
+}
+
+// authzCases lists, for an entry, who must be admitted and who refused (from the policy): its
+// sources (each listed account, else "default"); an unlisted namespace; a namespace that sees the
+// gateway but no rule lists; another account where a source lists accounts; every namespace the
+// policy lists that this entry's rule does not grant (cross-rule); for HTTP rules a method and a
+// path outside them.
+func (p *Policy) authzCases(e *PEntry) []authzCase {
+	method, path := p.l7Request(e)
+	var out []authzCase
+	for _, s := range p.SourcesOf(e) {
+		sas := s.ServiceAccounts
+		if len(sas) == 0 {
+			sas = []string{"default"}
+		}
+		for _, sa := range sas {
+			out = append(out, authzCase{who: "source " + s.Namespace + "/" + sa, ns: s.Namespace, sa: sa, method: method, path: path, want: true})
+		}
+		if len(s.ServiceAccounts) > 0 && !p.admitted(e, s.Namespace, otherSA) {
+			out = append(out, authzCase{who: "other account in " + s.Namespace, ns: s.Namespace, sa: otherSA, method: method, path: path, want: false})
+		}
+	}
+	out = append(out,
+		authzCase{who: "unlisted " + outsiderNamespace, ns: outsiderNamespace, sa: "default", method: method, path: path},
+		authzCase{who: "unlisted " + peerNamespace, ns: peerNamespace, sa: "default", method: method, path: path})
+	for _, ns := range p.Namespaces() {
+		if !p.grantedNS(e, ns) {
+			out = append(out, authzCase{who: "other rule's " + ns, ns: ns, sa: "default", method: method, path: path})
+		}
+	}
+	if e.Protocol == "HTTP" {
+		src := p.SourcesOf(e)[0]
+		sa := clientSA(src)
+		if len(e.Methods) > 0 {
+			out = append(out, authzCase{who: "source " + src.Namespace + ", method not allowed", ns: src.Namespace, sa: sa, method: methodOutside(e.Methods), path: path})
+		}
+		if len(e.PathPrefixes) > 0 {
+			out = append(out, authzCase{who: "source " + src.Namespace + ", path not allowed", ns: src.Namespace, sa: sa, method: method, path: "/meshcheck-outside-every-prefix"})
+		}
+	}
+	return out
+}
+
+// decide evaluates the RBAC filters of a chain for a request and turns it into a verdict.
+func decide(fc *listener.FilterChain, req request, want bool) (bool, string) {
+	if fc == nil {
+		return !want, "no filter chain"
+	}
+	fs, err := chainRBAC(fc)
+	if err != nil {
+		return false, "cannot read the chain's RBAC: " + err.Error()
+	}
+	got, why, err := evalChain(fs, req)
+	if err != nil {
+		return false, "RBAC not evaluated: " + err.Error()
+	}
+	verdict := "denied: " + why
+	if got {
+		verdict = "allowed: " + why
+	}
+	if got != want {
+		if want {
+			return false, verdict + " (want allowed)"
+		}
+		return false, verdict + " (want denied)"
+	}
+	return true, verdict
+}
+
+// ---------------------------------------------------------------- no vacuous pass
+
+// coverage fails a hop the policy needs that was checked fewer times than the policy says.
+func (c *checker) coverage(want map[string]int) {
+	got := map[string]int{}
+	for _, r := range c.rows {
+		got[r.Hop]++
+	}
+	hops := make([]string, 0, len(want))
+	for h := range want {
+		hops = append(hops, h)
+	}
+	sort.Strings(hops)
+	for _, h := range hops {
+		ok := got[h] >= want[h]
+		verdict := fmt.Sprintf("PASS %d checks (the policy needs at least %d)", got[h], want[h])
+		if !ok {
+			verdict = fmt.Sprintf("FAIL %d checks of %s, the policy needs at least %d", got[h], h, want[h])
+		}
+		c.add("*", "coverage", nil, h, simulation.Result{}, ok, verdict)
+	}
 }

@@ -7,6 +7,9 @@ comments dropped) and classifies each command by the first rule of ``RULES`` it 
   directory (tests/playbooks/test_doc_commands.py);
 * ``cluster``: run as written against the local control plane (tests/integration/
   test_doc_commands.py);
+* ``fleet``: the fleet walk-through of docs/fleet.md and the AWX fleet commands of docs/awx.md,
+  run as written, in order, on the local control planes they start (tests/integration/
+  test_doc_fleet.py);
 * anything else: the reason it is not run here (another suite runs it, or it needs what this
   machine has not: a container engine, AWX, the network).
 
@@ -22,11 +25,16 @@ DOCS = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "*.md")))
 BLOCK = re.compile(r"^```(?:sh|bash|shell)\n(.*?)^```$", re.S | re.M)
 
-LOCAL, CLUSTER = "local", "cluster"
+LOCAL, CLUSTER, FLEET = "local", "cluster", "fleet"
 
 # (regular expression on the command, how). First match wins.
 RULES = [
     (r"^make test\b", "this is the run that tests it"),
+    (r"^scripts/fleet-controlplanes |^CONTROLPLANE_STATE_DIR=build/fleet/\S+ scripts/controlplane |"
+     r"^ansible-playbook -i examples/fleet/inventory\.yml |build/fleet/kubeconfigs/\S+ kubectl config |"
+     r"^K8S_AUTH_KUBECONFIG=build/fleet/\S+ K8S_AUTH_CONTEXT= ansible-playbook -i awx/fleet_inventory",
+     FLEET),
+    (r"^make collection$", LOCAL),
     (r"^make (docs|docs-check|package|package-test|demo-installed|changelog-check)\b",
      "a suite of make test runs it (docs-check generates the reference into build/ and "
      "compares; package-test)"),
@@ -41,6 +49,9 @@ RULES = [
     (r"^make (molecule|molecule-kind|ee)\b|^molecule ",
      "molecule scenarios run in make test; kind and image builds need a container engine"),
     (r"git\+https://<", "a placeholder for the reader's own git server"),
+    (r"^make asm-crd ASM_API_SRC=/path/to/",
+     "a placeholder for the reader's clone of ASM's API repository (tests/integration/"
+     "test_asm_crd.py applies the CRD it generated, kept with its source commit)"),
     (r"^ansible-galaxy collection (build|install)\b|^pip install ",
      "make package-test builds the artifact and installs it offline into a fresh environment"),
     (r"^ansible-builder |^podman ", "needs a container engine (make ee-check checks the context)"),

@@ -6,18 +6,35 @@ import sys
 
 import pytest
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    TRAFFIC_POLICY_FIELDS,
+)
+
 BIN = os.path.dirname(sys.executable)
 # The module spelling's fields at each level (the reader's known keys: policy/read.py).
 FIELDS = {
     "egress_rules": {"name", "from", "to"},
     "egress_rules.from": {"namespace", "workload_selector", "service_accounts"},
-    "egress_rules.to": {"name", "hosts", "port", "gateway_port", "https_upgrade", "http"},
+    "egress_rules.to": {"name", "hosts", "port", "gateway_port", "https_upgrade", "http", "tls",
+                        "traffic_policy", "dynamic_dns"},
+    "egress_rules.to.tls": {"mode", "credential_name", "sni", "subject_alt_names"},
     "egress_rules.to.port": {"name", "number", "protocol"},
     "egress_rules.to.https_upgrade": {"enabled", "port"},
     "egress_rules.to.http": {"methods", "path_prefixes", "timeout", "retries"},
     "egress_rules.to.http.retries": {"attempts", "per_try_timeout", "retry_on"},
     "waypoint": {"name", "namespace", "create"},
 }
+
+
+def _table_fields(path, table):
+    """trafficPolicy's levels, from the reader's own field tables (Istio's protobuf names)."""
+    FIELDS[path] = set(field[1] for field in table)
+    for field in table:
+        if isinstance(field[2], tuple):
+            _table_fields("%s.%s" % (path, field[1]), field[2])
+
+
+_table_fields("egress_rules.to.traffic_policy", TRAFFIC_POLICY_FIELDS)
 
 
 def doc(name, kind="module"):

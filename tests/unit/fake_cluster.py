@@ -66,7 +66,9 @@ class FakeCluster:
         self.namespaces = set(namespaces)
         self.store = {}  # (plural, namespace, name) -> object
         self.requests = []
-        self.fail = {}   # (method, name) -> (status, body), once
+        self.secret_reads = []
+        self.fail = {}   # (method, name) -> (status, body), once; name "status" for status
+        self.status_kinds = {"asmegresstrafficpolicies"}
         self.rv = 0
 
     # what the client calls
@@ -92,6 +94,9 @@ class FakeCluster:
         if segments[:3] == ["api", "v1", "namespaces"] and len(segments) == 6 \
                 and segments[4] == "services":
             return self.service(method, segments[3], name, query, body)
+        if segments[:3] == ["api", "v1", "namespaces"] and len(segments) == 6 \
+                and segments[4] == "secrets":
+            return self.secret(method, segments[3], name, header_params or {})
         if segments[:3] == ["api", "v1", "namespaces"]:
             return Response(200, {"metadata": {"name": name}}) if name in self.namespaces \
                 else Response(404, {"reason": "NotFound", "message": "not found"})
@@ -111,6 +116,19 @@ class FakeCluster:
         if query.get("dryRun") != "All":
             self.store[key] = new
         return Response(200, new)
+
+    def secret(self, method, namespace, name, headers):
+        """Core Secrets: read as metadata only (what the module asks for); the Accept header of
+        every read is kept in ``secret_reads``."""
+        assert method == "GET"
+        self.secret_reads.append(headers.get("Accept"))
+        old = self.store.get(("secrets", namespace, name))
+        if old is None:
+            return Response(404, {"reason": "NotFound", "message": "secrets %r not found" % name})
+        if "as=PartialObjectMetadata" not in (headers.get("Accept") or ""):
+            return Response(200, copy.deepcopy(old))
+        return Response(200, {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                              "metadata": copy.deepcopy(old["metadata"])})
 
     def discovery(self):
         groups = {}
@@ -133,6 +151,8 @@ class FakeCluster:
         name = rest[1] if len(rest) > 1 else None
         if plural not in self.kinds:
             return Response(404, {"reason": "NotFound", "message": "no such resource"})
+        if len(rest) == 3 and rest[2] == "status":
+            return self.status(method, (plural, namespace, name), query, body)
         group, version, kind = self.kinds[plural]
         if method == "GET" and name is None:
             items = [copy.deepcopy(o) for (p, ns, name_), o in sorted(self.store.items())
@@ -154,10 +174,14 @@ class FakeCluster:
             new["metadata"].update({"uid": "uid-%s" % name, "resourceVersion": str(self.rv),
                                     "creationTimestamp": "2026-01-01T00:00:00Z"})
             others = [m for m in ((old or {}).get("metadata") or {}).get("managedFields") or []
-                      if m["manager"] != query["fieldManager"]]
+                      if m["manager"] != query["fieldManager"] or m.get("subresource")]
             new["metadata"]["managedFields"] = others + [{
                 "manager": query["fieldManager"], "operation": "Apply",
                 "fieldsV1": fields_of(body)}]
+            if plural in self.status_kinds:
+                new.pop("status", None)  # the main resource ignores status: kept as stored
+                if old is not None and "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
             if not dry:
                 self.store[key] = new
             return Response(201 if old is None else 200, new)
@@ -187,6 +211,26 @@ class FakeCluster:
             old = self.store.get(key)
             return Response(200, old) if old else Response(404, {"reason": "NotFound"})
         raise AssertionError("unexpected %s %s" % (method, segments))
+
+    def status(self, method, key, query, body):
+        """The status subresource (of kinds in ``status_kinds``): server-side apply of
+        ``status`` only, on an object that exists."""
+        if key[0] not in self.status_kinds:
+            return Response(404, {"reason": "NotFound", "message": "no status subresource"})
+        old = self.store.get(key)
+        if old is None:
+            return Response(404, {"reason": "NotFound", "message": "%s not found" % key[2]})
+        assert method == "PATCH" and set(body) == {"apiVersion", "kind", "metadata", "status"}
+        new = copy.deepcopy(old)
+        new["status"] = copy.deepcopy(body["status"])
+        fields = [m for m in new["metadata"].get("managedFields") or []
+                  if (m["manager"], m.get("subresource")) != (query["fieldManager"], "status")]
+        new["metadata"]["managedFields"] = fields + [{
+            "manager": query["fieldManager"], "operation": "Apply", "subresource": "status",
+            "fieldsV1": fields_of({"status": body["status"]})}]
+        if query.get("dryRun") != "All":
+            self.store[key] = new
+        return Response(200, new)
 
     # helpers for tests
     def put(self, obj, plural):

@@ -32,7 +32,10 @@ def test_create_then_rerun_writes_nothing(cluster):
 
 def test_applies_run_in_kind_order(cluster):
     apply(cluster, policy())
-    kinds = [cluster.kinds[r[1].split("/")[-2]][2] for r in cluster.writes()]
+    writes = cluster.writes()
+    # the stored policy's status last, once everything is applied
+    assert writes[-1][1].endswith("/asmegresstrafficpolicies/egw/status")
+    kinds = [cluster.kinds[r[1].split("/")[-2]][2] for r in writes[:-1]]
     # output auto: the policy resource first (it is deleted last), then the Istio objects
     order = ["ASMEgressTrafficPolicy", "ServiceEntry", "DestinationRule", "Gateway",
              "VirtualService", "AuthorizationPolicy"]
@@ -45,9 +48,19 @@ def test_changing_one_entry_writes_only_its_objects(cluster):
     changed = policy(rule("mytest", entry("a", "a.example.com"), entry("b", "b2.example.com")))
     result = apply(cluster, changed)
     written = sorted(r[1].split("/", 5)[-1] for r in cluster.requests[mark:] if r[0] == "PATCH")
-    updated = sorted(o["name"] for o in result["objects"] if o["action"] == "updated")
-    assert len(written) == len(updated)
-    assert all("egw-a" not in name for name in updated)  # entry a untouched
+    updated = sorted((o["kind"], o["namespace"], o["name"]) for o in result["objects"]
+                     if o["action"] != "unchanged")
+    # entry b's hosts live in the stored policy (output auto), its client ServiceEntry and
+    # VirtualService and its upstream ServiceEntry; nothing of entry a (nor the shared Gateway or
+    # policies) is written
+    assert updated == [("ASMEgressTrafficPolicy", "istio-egress", "egw"),
+                       ("ServiceEntry", "istio-egress", "egw-b-upstream"),
+                       ("ServiceEntry", "mytest", "egw-b"),
+                       ("VirtualService", "mytest", "egw-b")]
+    assert {o["action"] for o in result["objects"] if o["action"] != "unchanged"} == {"updated"}
+    assert written == ["istio-egress/asmegresstrafficpolicies/egw",
+                       "istio-egress/serviceentries/egw-b-upstream",
+                       "mytest/serviceentries/egw-b", "mytest/virtualservices/egw-b"]
 
 
 def test_removed_entry_is_pruned_in_reverse_order(cluster):
@@ -580,7 +593,11 @@ def test_namespace_wide_telemetry_of_someone_else_is_a_conflict(cluster):
     assert result["warnings"][0] == "force: " + exc.value.errors[0]
     assert ("created", "Telemetry", "mytest", "egw-denied-egress") in actions(result)
     assert "telemetries mytest/mesh-logs" in cluster.names()  # never touched
-    # ours in place: not checked again
+    # ours in place: not checked again; the rerun only rewrites the policy's status (its force
+    # warning is gone), and the next one writes nothing
+    again = apply(cluster, policy(telemetry=LOGGED))
+    assert {a[0] for a in actions(again)} == {"unchanged"} and again["policy_status"]["written"]
+    assert "force" not in again["policy_status"]["message"]
     assert apply(cluster, policy(telemetry=LOGGED))["changed"] is False
 
 

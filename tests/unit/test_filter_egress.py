@@ -13,7 +13,7 @@ def test_filter_module_exposes_every_filter():
     assert set(filters.FilterModule().filters()) == {
         "egress_policy", "egress_resources", "egress_gateway_ports", "egress_routes",
         "egress_render", "egress_gateway_labels", "egress_diagram", "egress_gateway_service_ports",
-        "egress_gateway_export_to", "egress_unknown_variables"}
+        "egress_gateway_export_to", "egress_unknown_variables", "egress_waypoint_secret_readers"}
 
 
 def test_egress_gateway_labels():
@@ -160,3 +160,28 @@ def test_egress_unknown_variables_warns_with_the_closest_name(monkeypatch):
         "role: egress_gateway_policy is not a variable of this role, and is ignored; did you "
         "mean egress_gateway_policies?",
         "role: zzz_unrelated is not a variable of this role, and is ignored"]
+
+
+def test_egress_waypoint_secret_readers_for_mutual_tls_in_ambient_mode():
+    mutual = params(http(https_upgrade={"enabled": True, "port": 443},
+                         tls={"mode": "MUTUAL", "credential_name": "partner-cert"}))
+    simple = params(http(https_upgrade={"enabled": True, "port": 443},
+                         tls={"mode": "SIMPLE", "credential_name": "ca"}), gateway="other")
+    readers = [{"name": "egressgateway-a-waypoint", "namespace": "istio-egress",
+                "service_account": "egressgateway-a-waypoint"}]
+    assert filters.egress_waypoint_secret_readers([mutual, simple, mutual]) == readers
+    assert filters.egress_waypoint_secret_readers(mutual) == readers
+    assert filters.egress_waypoint_secret_readers([simple]) == []
+
+
+def test_policy_text_of_a_str_subclass_is_read():
+    # ansible-core 2.16-2.18 hand a lookup's text over as AnsibleUnsafeText (a str subclass),
+    # which libyaml's parser refuses unless it is made a plain str first
+    class UnsafeText(str):
+        # as AnsibleUnsafeText: str() keeps the subclass
+        def __str__(self):  # pylint: disable=invalid-str-returned
+            return self
+
+    with open(EXAMPLES + "/seed-2-https-upgrade.yaml", encoding="utf-8") as handle:
+        text = handle.read()
+    assert filters.egress_render(UnsafeText(text))["files"] == filters.egress_render(text)["files"]

@@ -358,6 +358,61 @@ def test_from_auth_params_hands_only_set_auth_options_to_kubernetes_core(monkeyp
     assert ApiClient.configuration.refreshed == 1
 
 
+def _raising_get_api_client(monkeypatch, exc):
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
+
+    def get_api_client(**auth):
+        raise exc
+
+    monkeypatch.setattr(k8s_client, "get_api_client", get_api_client)
+
+
+def _dynamic_api_error(status, reason, body):
+    """What kubernetes.core raises when the API server answers its /version request with an
+    error: the dynamic client's error, whose text carries the headers and a traceback."""
+    from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic.exceptions import api_exception
+
+    error = ApiException(status=status, reason=reason)
+    error.body = body
+    error.headers = {"Audit-Id": "d1b2", "Content-Type": "application/json"}
+    try:
+        raise error
+    except ApiException as caught:
+        return api_exception(caught)
+
+
+def test_from_auth_params_names_the_http_status_the_api_server_answered(monkeypatch, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    prefix = ("cannot build a Kubernetes client from the auth options (kubeconfig parameter %s): "
+              % kubeconfig)
+    body = json.dumps({"kind": "Status", "status": "Failure", "message": "Unauthorized",
+                       "reason": "Unauthorized", "code": 401})
+    unauthorized = _dynamic_api_error(401, "Unauthorized", body)
+    assert "Original traceback" in str(unauthorized)  # what the message used to carry
+    _raising_get_api_client(monkeypatch, unauthorized)
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": str(kubeconfig)})
+    assert exc.value.msg == (prefix + "the API server answered HTTP 401 Unauthorized")
+    assert exc.value.status == 401 and exc.value.reason == "Unauthorized"
+
+    body = json.dumps({"kind": "Status", "message": "forbidden: User \"x\" cannot get path "
+                       "\"/version\"", "reason": "Forbidden", "code": 403})
+    _raising_get_api_client(monkeypatch, _dynamic_api_error(403, "Forbidden", body))
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": str(kubeconfig)})
+    assert exc.value.msg == (prefix + "the API server answered HTTP 403 Forbidden: forbidden: User "
+                             "\"x\" cannot get path \"/version\"")
+    assert exc.value.status == 403
+
+    # no body: the status line alone
+    _raising_get_api_client(monkeypatch, _dynamic_api_error(503, "Service Unavailable", None))
+    with pytest.raises(KubeError) as exc:
+        kclient.from_auth_params({"kubeconfig": str(kubeconfig)})
+    assert exc.value.msg == (prefix + "the API server answered HTTP 503 Service Unavailable")
+
+
 def test_from_auth_params_error_of_kubernetes_core_is_one_line(monkeypatch):
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
 

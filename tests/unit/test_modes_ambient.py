@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import SEEDS, errors, example, http, https, params, tcp, warnings
+from helpers import SEEDS, check_golden, errors, example, http, https, params, tcp, warnings
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
@@ -26,9 +26,9 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.ambient.s
     Group,
     authorization_policy,
     entry_keys,
-    origination_rules,
     rules_by_entry,
     service_groups,
+    upstream_rules,
     virtual_services,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.ambient.waypoint import (
@@ -347,18 +347,13 @@ def test_no_object_name_clashes_with_sidecar_mode():
 # ---------------------------------------------------------------------------- golden files
 
 
-@pytest.mark.parametrize("name", SEEDS)
+# partner-tls-ambient: every extension of the last hop (tls, trafficPolicy, dynamicDns wildcards)
+@pytest.mark.parametrize("name", SEEDS + ("partner-tls-ambient",))
 @pytest.mark.parametrize("file_name", ["policy.yaml", "resources.yaml", "routes.json",
                                        "routes.txt"])
 def test_golden(name, file_name):
     files = render_files(example(name), "ambient")[1]
-    path = os.path.join(GOLDEN, "ambient", name, file_name + ".golden")
-    if os.environ.get("UPDATE_GOLDEN"):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(files[file_name])
-    with open(path, encoding="utf-8") as handle:
-        assert files[file_name] == handle.read()
+    check_golden(os.path.join(GOLDEN, "ambient", name, file_name + ".golden"), files[file_name])
 
 
 @pytest.mark.parametrize("name", SEEDS)
@@ -764,7 +759,7 @@ def test_origination_rules_and_virtual_services_per_host_of_a_group():
     policy = load(data, "ambient").policy
     waypoint = waypoint_ref(policy)
     (group,) = service_groups(policy)
-    rules = origination_rules(policy, waypoint, group)
+    rules = upstream_rules(policy, waypoint, group)
     assert [r["spec"]["host"] for r in rules] == ["a.example.com", "b.example.com"]
     assert rules[0]["spec"]["trafficPolicy"]["portLevelSettings"] == [{
         "port": {"number": 80},
@@ -801,3 +796,91 @@ def test_mode_interface_functions(seed1):
     objects, findings = ambient_mode.expand(loaded)
     assert objects == seed1["objects"] and findings.errors == () and findings.warnings == ()
     assert ambient_mode.check(loaded).warnings == loaded.warnings
+
+
+# ---------------------------------------------------------------------------- tls, wildcards, pools
+
+UPGRADE = {"enabled": True, "port": 443}
+WILD = ["www.vendor.example", "*.vendor.example"]
+
+
+def test_wildcards_need_dynamic_dns_in_ambient_mode():
+    assert errors(params(https(hosts=WILD)), "ambient") == [
+        "egress_rules[0].to[0].hosts: wildcard *.vendor.example in ambient mode needs "
+        "egress_rules[0].to[0].dynamic_dns: true: istiod allocates no address to a wildcard "
+        "ServiceEntry unless its resolution is DYNAMIC_DNS, so ztunnel could not send the traffic "
+        "to the waypoint (it would leave directly, past the policy)"]
+    assert errors(params(http(hosts=WILD, dynamic_dns=True, https_upgrade=UPGRADE)),
+                  "ambient") == [
+        "egress_rules[0].to[0].https_upgrade: not available with wildcard hosts in ambient mode: "
+        "the waypoint's dynamic forward proxy dials the port the workload called; list the names "
+        "instead of *.vendor.example, or use sidecar mode"]
+    assert warnings(params(https(dynamic_dns=True)), "ambient")[0] == (
+        "egress_rules[0].to[0].dynamic_dns: ignored: the entry has no wildcard host")
+
+
+def test_dynamic_dns_service_entries_hold_the_wildcards_alone():
+    objects, = [expand(params(https(hosts=WILD, dynamic_dns=True),
+                              http(name="web", hosts=WILD, dynamic_dns=True)), "ambient")[0]]
+    entries = [o for o in objects if o["kind"] == "ServiceEntry"]
+    assert [(e["spec"]["hosts"], e["spec"]["resolution"]) for e in entries] == [
+        (["www.vendor.example"], "DNS"), (["*.vendor.example"], "DYNAMIC_DNS")]
+    # DYNAMIC_DNS serves HTTP and TLS: HTTPS passes through as TLS
+    assert [(p["number"], p["protocol"]) for p in entries[1]["spec"]["ports"]] == [
+        (443, "TLS"), (80, "HTTP")]
+    assert entries[1]["metadata"]["labels"]["istio.io/use-waypoint"] == "egressgateway-a-waypoint"
+    groups = service_groups(load(params(https(hosts=WILD, dynamic_dns=True)), "ambient").policy)
+    assert [(g.hosts, g.dynamic) for g in groups] == [(["www.vendor.example"], False),
+                                                      (["*.vendor.example"], True)]
+    lines = render(params(https(hosts=WILD, dynamic_dns=True)), "ambient")["route_lines"]
+    assert lines[1].endswith("*.vendor.example :443 (TLS passthrough: the application's own TLS, "
+                             "SNI of each name under vendor.example)")
+
+
+def test_dynamic_dns_warnings_name_the_istio_version():
+    tls_warning, = [w for w in warnings(params(https(hosts=WILD, dynamic_dns=True)), "ambient")
+                    if "DYNAMIC_DNS" in w]
+    assert tls_warning.endswith("needs Istio 1.29.1 or later, with istiod's environment variable "
+                                "ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS=true (off by "
+                                "default)")
+    http_warning, = [w for w in warnings(params(http(hosts=WILD, dynamic_dns=True)), "ambient")
+                     if "DYNAMIC_DNS" in w]
+    assert http_warning.endswith("this needs Istio 1.28 or later")
+
+
+def test_upstream_rules_carry_tls_and_connection_limits_per_host():
+    pool = {"connection_pool": {"tcp": {"max_connections": 10}},
+            "outlier_detection": {"consecutive_5xx_errors": 3}}
+    data = params(http(hosts=["a.example.com", "b.example.com"], https_upgrade=UPGRADE,
+                       tls={"mode": "MUTUAL", "credential_name": "cert"}, traffic_policy=pool),
+                  tcp(tls={"mode": "SIMPLE"}), https(name="pooled", hosts=["p.example.com"],
+                                                     traffic_policy={"connection_pool": {
+                                                         "tcp": {"max_connections": 5}}}))
+    rendered = render(data, "ambient")
+    rules = dict((o["metadata"]["name"], o["spec"]) for o in rendered["objects"]
+                 if o["kind"] == "DestinationRule")
+    a = rules["egressgateway-a-svc-tls-" + short_hash("a.example.com", 8)]
+    assert a["trafficPolicy"]["portLevelSettings"] == [{
+        "port": {"number": 80}, "tls": {"mode": "MUTUAL", "credentialName": "cert",
+                                        "sni": "a.example.com",
+                                        "subjectAltNames": ["a.example.com"]},
+        "connectionPool": {"tcp": {"maxConnections": 10}},
+        "outlierDetection": {"consecutive5xxErrors": 3}}]
+    assert rules["egressgateway-a-svc-tcp-tls"]["trafficPolicy"]["portLevelSettings"] == [{
+        "port": {"number": 5432}, "tls": {"mode": "SIMPLE",
+                                          "caCertificates": "/etc/ssl/certs/ca-certificates.crt",
+                                          "sni": "db.example.com",
+                                          "subjectAltNames": ["db.example.com"]}}]
+    # connection limits alone: the DestinationRule is named -upstream
+    assert rules["egressgateway-a-pooled-upstream"]["trafficPolicy"]["portLevelSettings"] == [{
+        "port": {"number": 443}, "connectionPool": {"tcp": {"maxConnections": 5}}}]
+    assert rendered["gateway"]["secrets"] == ["cert"]
+    assert rendered["route_lines"][1].endswith(
+        "b.example.com :443 (HTTP upgraded: TLS originated at the waypoint (MUTUAL, credential "
+        "cert), SNI b.example.com)")
+    mutual, = [w for w in rendered["warnings"] if ".tls:" in w]
+    assert mutual == (
+        "egress_rules[0].to[0].tls: istiod gives the waypoint the client certificate of Secret "
+        "istio-egress/cert only when the waypoint's ServiceAccount egressgateway-a-waypoint may "
+        "list Secrets there; the egress_gateway role grants it (Role and RoleBinding "
+        "egressgateway-a-waypoint-credentials), otherwise grant it yourself")

@@ -6,6 +6,11 @@ import pytest
 from helpers import errors, example, http, https, params, tcp
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand, load, render
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    plain,
+    read_policy,
+    to_resource,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes import sidecar as sidecar_mode
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.client import (
     client_objects,
@@ -16,7 +21,8 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.g
     gateway,
     gateway_destination_rules,
     gateway_virtual_service,
-    origination_rule,
+    needs_upstream_rule,
+    upstream_rule,
     upstream_service_entry,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
@@ -25,12 +31,15 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     export_to,
     granted_targets,
     mtls_sni,
+    origination_sni,
     sni_suffix,
     source_tag,
     upstream_host,
     upstream_protocol,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.selectors import (
+    can_select_one_pod,
+    selector_overlaps,
     sidecar_listeners,
     sidecar_objects,
     sidecar_plan,
@@ -224,8 +233,9 @@ def test_seed2_upgrade_originates_tls_to_443_on_its_own_cluster(seed2):
     assert se["ports"] == [{"number": 443, "name": "https-443", "protocol": "HTTPS"}]
     assert se["endpoints"] == [{"address": "www.httpbin.org"}]
     dr = get(seed2, "DestinationRule", "istio-egress", "egressgateway-a-httpbin-service-http-upstream")
+    # two hosts: no fixed SNI, so each request carries its own host (Istio's auto SNI and SAN)
     assert dr == {"host": upstream("httpbin-service-http"), "exportTo": ["."],
-                  "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "www.httpbin.org",
+                  "trafficPolicy": {"tls": {"mode": "SIMPLE",
                                             "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}}}
 
 
@@ -482,7 +492,7 @@ def test_gateway_side_builders_of_an_upgraded_entry():
     (target,) = ctx.policy.targets()
     assert upstream_service_entry(ctx, target)["spec"]["ports"] == [
         {"number": 443, "name": "https-443", "protocol": "HTTPS"}]
-    assert origination_rule(ctx, target)["spec"]["trafficPolicy"]["tls"] == {
+    assert upstream_rule(ctx, target)["spec"]["trafficPolicy"]["tls"] == {
         "mode": "SIMPLE", "sni": "example.com", "caCertificates": "/etc/ssl/certs/ca-certificates.crt"}
     assert gateway_virtual_service(ctx, target)["spec"]["http"][0]["match"] == [
         {"gateways": [GW_REF], "port": 8080}]
@@ -519,6 +529,52 @@ def test_selector_building_blocks():
     assert found[0].startswith("namespace mytest: workload selectors are enforced by Sidecar")
 
 
+# ---------------------------------------------------------------------------- overlapping selectors
+
+
+def two_selectors(first, second, second_namespace="team-a"):
+    data = params(http(name="web", hosts=["a.example.com"]),
+                  sources=[{"namespace": "team-a", "workload_selector": first}])
+    data["egress_rules"].append({"from": [{"namespace": second_namespace,
+                                           "workload_selector": second}],
+                                 "to": [http(name="api", hosts=["b.example.com"])]})
+    return data
+
+
+def test_can_select_one_pod():
+    assert can_select_one_pod({"app": "a"}, {"app": "a", "tier": "t"})
+    assert can_select_one_pod({"app": "a"}, {"tier": "t"})  # a pod may carry both labels
+    assert not can_select_one_pod({"app": "a"}, {"app": "b", "tier": "t"})
+    assert not can_select_one_pod({"app": "a", "tier": "t"}, {"app": "a", "tier": "u"})
+
+
+def test_selectors_that_can_pick_one_pod_are_refused_naming_both():
+    """Istio applies one Sidecar per workload: a pod labelled app=a,tier=t picked by both
+    {app: a} and {app: a, tier: t} would silently lose one rule's hosts."""
+    data = two_selectors({"app": "a"}, {"app": "a", "tier": "t"})
+    assert errors(data) == [
+        "egress_rules[1].from[0].workload_selector: picks pods that "
+        "egress_rules[0].from[0].workload_selector also picks in namespace team-a (a pod "
+        "labelled app=a,tier=t); Istio applies one Sidecar per workload, so such a pod would "
+        "lose the hosts of one of them: make the selectors disjoint (a label both name, with "
+        "different values) or use one selector"]
+    resource = plain(to_resource(read_policy(data)[0]))
+    assert errors(resource)[0].startswith(
+        "spec.egressRules[1].from[0].workloadSelector: picks pods that "
+        "spec.egressRules[0].from[0].workloadSelector also picks in namespace team-a")
+    assert selector_overlaps(read_policy(data)[0]) == errors(data)
+    # labels that cannot meet, other namespaces, and one selector in two rules are fine
+    assert errors(two_selectors({"app": "a"}, {"app": "b", "tier": "t"})) == []
+    assert errors(two_selectors({"app": "a"}, {"app": "a", "tier": "t"}, "team-b")) == []
+    same = two_selectors({"app": "a"}, {"app": "a"})
+    assert errors(same) == []
+    (sidecar,) = [o for o in expand(same)[0] if o["kind"] == "Sidecar"
+                  and "workloadSelector" in o["spec"]]
+    assert sidecar["spec"]["egress"][-1]["hosts"][1:] == ["./a.example.com", "./b.example.com"]
+    # ambient mode enforces no selector: nothing to refuse
+    assert errors(data, "ambient") == []
+
+
 def test_mode_interface_functions(seed1):
     loaded = load(example("seed-1-http"))
     rendered = render(example("seed-1-http"))
@@ -535,3 +591,87 @@ def test_mode_interface_functions(seed1):
     objects, findings = sidecar_mode.expand(loaded)
     assert objects == seed1
     assert sidecar_mode.check(loaded).errors == ()
+
+
+# ---------------------------------------------------------------------------- tls, wildcards, pools
+
+UPGRADE = {"enabled": True, "port": 443}
+WILD = ["www.vendor.example", "*.vendor.example"]
+
+
+def test_upstream_rule_merges_tls_and_connection_limits():
+    pool = {"connection_pool": {"tcp": {"max_connections": 10}},
+            "outlier_detection": {"consecutive_gateway_errors": 2}}
+    ctx = Context(loaded_of(params(
+        http(https_upgrade=UPGRADE, tls={"mode": "MUTUAL", "credential_name": "cert"},
+             traffic_policy=pool),
+        https(name="plain", hosts=["p.example.com"]),
+        https(name="pooled", hosts=["q.example.com"], traffic_policy={
+            "connection_pool": {"tcp": {"max_connections": 3}}}))))
+    mutual, plain, pooled = ctx.policy.targets()
+    assert [needs_upstream_rule(t) for t in (mutual, plain, pooled)] == [True, False, True]
+    assert upstream_rule(ctx, mutual)["spec"] == {
+        "host": upstream("svc"), "exportTo": ["."],
+        "trafficPolicy": {"tls": {"mode": "MUTUAL", "credentialName": "cert", "sni": "example.com",
+                                  "subjectAltNames": ["example.com"]},
+                          "connectionPool": {"tcp": {"maxConnections": 10}},
+                          "outlierDetection": {"consecutiveGatewayErrors": 2}}}
+    assert upstream_rule(ctx, pooled)["spec"]["trafficPolicy"] == {
+        "connectionPool": {"tcp": {"maxConnections": 3}}}
+    objects = expand(params(http(https_upgrade=UPGRADE,
+                                 tls={"mode": "MUTUAL", "credential_name": "cert"})))[0]
+    names = [o["metadata"]["name"] for o in objects if o["kind"] == "DestinationRule"]
+    assert names == ["egressgateway-a", "egressgateway-a-svc-upstream"]
+
+
+def test_origination_sni_per_kind_of_entry():
+    policy = loaded_of(params(
+        http(name="one", https_upgrade=UPGRADE),
+        http(name="two", hosts=["a.example.com", "b.example.com"], https_upgrade=UPGRADE),
+        http(name="fixed", hosts=["c.example.com", "d.example.com"], https_upgrade=UPGRADE,
+             tls={"mode": "SIMPLE", "sni": "front.example.com"}),
+        tcp(tls={"mode": "SIMPLE"}))).policy
+    one, two, fixed, wrapped = policy.targets()
+    assert origination_sni(one, "example.com") == "example.com"
+    assert origination_sni(two, "b.example.com") == "b.example.com"
+    assert origination_sni(fixed, "d.example.com") == "front.example.com"
+    assert origination_sni(wrapped, "db.example.com") == "db.example.com"
+
+
+def test_wildcards_are_matched_at_the_sidecar_and_the_gateway():
+    rendered = render(params(https(hosts=WILD), http(name="web", hosts=WILD)))
+    objects = rendered["objects"]
+    client = get(objects, "ServiceEntry", "mytest", "egressgateway-a-svc-tls")
+    # a wildcard cannot be resolved: the route sends everything to the gateway anyway
+    assert client["hosts"] == WILD and client["resolution"] == "NONE"
+    vs = get(objects, "VirtualService", "mytest", "egressgateway-a-svc-tls")
+    assert vs["tls"][0]["match"][0]["sniHosts"] == WILD
+    upstream_se = get(objects, "ServiceEntry", "istio-egress", "egressgateway-a-web-upstream")
+    assert upstream_se["endpoints"] == [{"address": "www.vendor.example"}]
+    servers = get(objects, "Gateway", "istio-egress", "egressgateway-a")["servers"]
+    # HTTP by Host on the shared server; HTTPS by the entry's own mutual-TLS SNI
+    assert [s["hosts"] for s in servers] == [
+        ["./svc-tls.f5b9d895.egressgateway-a.egress.internal"],
+        ["./www.vendor.example", "./*.vendor.example"]]
+    admission = get(objects, "AuthorizationPolicy", "istio-egress", "egressgateway-a-web-admission")
+    # Istio matches a leading '*' as a suffix of the Host header (no ':*' variant)
+    assert admission["rules"][0]["to"][0]["operation"]["hosts"] == [
+        "www.vendor.example", "www.vendor.example:*", "*.vendor.example"]
+    warning = ("egress_rules[0].to[0].hosts: every name the entry matches, *.vendor.example "
+               "included, is sent to the address of its first host www.vendor.example: that "
+               "server must serve them all")
+    assert warning in rendered["warnings"]
+
+
+def test_dynamic_dns_is_refused_in_sidecar_mode():
+    assert errors(params(https(hosts=WILD, dynamic_dns=True))) == [
+        "egress_rules[0].to[0].dynamic_dns: sidecar mode has no DYNAMIC_DNS: Istio's egress "
+        "gateways run no dynamic forward proxy (istio/istio#61831), so the gateway serves a "
+        "wildcard by the first host's address; remove it, or use ambient mode"]
+    assert errors(params(https(hosts=WILD, dynamic_dns=False))) == []
+
+
+def test_gateway_info_names_the_secrets_to_check():
+    info = render(params(tcp(tls={"mode": "MUTUAL", "credential_name": "db-client"})))["gateway"]
+    assert info["secrets"] == ["db-client"]
+    assert "secrets" not in render(params(tcp()))["gateway"]

@@ -77,9 +77,21 @@ def test_small_helpers():
     ("192.0.2.1", "HTTP", "'192.0.2.1' is an IP address or CIDR, allowed only for TCP entries"),
     ("10.0.0.0/30", "TCP", "CIDR '10.0.0.0/30' covers 4 addresses: the egress gateway cannot "
                            "recover which address the workload dialled, so list single addresses"),
-    ("*.example.com", "HTTPS", "wildcard host '*.example.com' is not supported: traffic through "
-                               "the egress gateway needs a concrete host name that the gateway "
-                               "resolves (resolution DNS)"),
+    ("*.example.com", "HTTPS", None),
+    ("*.example.com", "HTTP", None),
+    ("*.example.com", "TCP", "wildcard '*.example.com' is allowed only on HTTP and HTTPS entries: "
+                             "the gateway tells their names apart by Host header or SNI, which "
+                             "TCP does not carry"),
+    ("*", "HTTP", "'*' would send every host through this entry: list the names (a wildcard such "
+                  "as '*.example.com' covers one domain)"),
+    ("api.*.example.com", "HTTP", "'api.*.example.com': '*' is allowed only as the whole leftmost "
+                                  "label, as in '*.example.com'"),
+    ("*api.example.com", "HTTP", "'*api.example.com': '*' is allowed only as the whole leftmost "
+                                 "label, as in '*.example.com'"),
+    ("*.*.example.com", "HTTP", "'*.*.example.com': '*' is allowed only as the whole leftmost "
+                                "label, as in '*.example.com'"),
+    ("*.com", "HTTP", "wildcard '*.com' must be '*.' and a domain with at least one dot, such as "
+                      "'*.example.com'"),
     ("localhost", "HTTP", "'localhost' must be a fully qualified name with at least one dot: "
                           "Istio reads a short name as a Kubernetes service in the policy's "
                           "namespace"),

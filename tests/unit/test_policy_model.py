@@ -14,8 +14,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Spelling,
     Target,
     Telemetry,
+    Tls,
+    TrafficPolicy,
     Waypoint,
     is_address,
+    is_wildcard,
 )
 
 
@@ -76,3 +79,19 @@ def test_telemetry_defaults_and_spellings():
     assert policy.telemetry is None and policy.observed.logging == "none"
     with pytest.raises(AttributeError, match="read-only"):
         Telemetry().access_logging = "all"
+
+
+def test_tls_traffic_policy_and_wildcards_of_a_target():
+    tls = Tls("MUTUAL", "cert", None, ["a.example.com"])
+    assert tls.subject_alt_names == ("a.example.com",)
+    with pytest.raises(AttributeError):
+        tls.mode = "SIMPLE"
+    pool = TrafficPolicy({"tcp": {"maxConnections": 1}})
+    assert pool.istio() == {"connectionPool": {"tcp": {"maxConnections": 1}}}
+    assert TrafficPolicy(outlier_detection={"interval": "1s"}).istio() == {
+        "outlierDetection": {"interval": "1s"}}
+    target = Target("e", ["www.example.com", "*.example.com"], Port("tcp", 5432, "TCP"), tls=tls,
+                    traffic_policy=pool)
+    assert target.wildcards == ("*.example.com",) and target.originates_tls
+    assert is_wildcard("*.example.com") and not is_wildcard("example.com")
+    assert not Target("p", ["p.io"], Port("http", 80, "HTTP")).originates_tls

@@ -64,11 +64,19 @@ def test_host_must_be_fully_qualified():
     ]
 
 
-def test_wildcard_host_rejected():
+def test_wildcard_host_must_follow_a_concrete_first_host():
     assert errors(params(http(hosts=["*.example.com"]))) == [
-        "egress_rules[0].to[0].hosts[0]: wildcard host '*.example.com' is not supported: traffic "
-        "through the egress gateway needs a concrete host name that the gateway resolves "
-        "(resolution DNS)"
+        "egress_rules[0].to[0].hosts[0]: wildcard '*.example.com' cannot be an entry's first "
+        "host: the gateway dials the first host's address for every name of the entry, so list a "
+        "concrete name first (e.g. 'www.example.com')"
+    ]
+    policy = load(params(http(hosts=["www.example.com", "*.example.com"])))[0]
+    (target,) = policy.targets()
+    assert target.wildcards == ("*.example.com",)
+    assert errors(params(tcp(hosts=["db.example.com", "*.example.com"]))) == [
+        "egress_rules[0].to[0].hosts[1]: wildcard '*.example.com' is allowed only on HTTP and "
+        "HTTPS entries: the gateway tells their names apart by Host header or SNI, which TCP does "
+        "not carry"
     ]
 
 
@@ -437,7 +445,7 @@ def test_unknown_fields_named():
     data = params(http(gatway_port=80))
     assert errors(data) == [
         "egress_rules[0].to[0].gatway_port: unknown field (expected one of: name, hosts, port, "
-        "gateway_port, https_upgrade, http)"
+        "gateway_port, https_upgrade, http, tls, traffic_policy, dynamic_dns)"
     ]
 
 

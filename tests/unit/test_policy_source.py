@@ -96,3 +96,12 @@ def test_load_yaml_is_strict():
 def test_load_text_reads_either():
     assert load_text('{"gateway": "g"}') == {"gateway": "g"}
     assert load_text("gateway: g\n") == {"gateway": "g"}
+
+
+def test_load_yaml_refuses_text_that_was_not_utf8():
+    """Ansible's file lookup turns undecodable bytes into lone surrogates: named, not a crash."""
+    text = b"gateway: \xff\xfe egress\n".decode("utf-8", "surrogateescape")
+    with pytest.raises(PolicyError) as raised:
+        load_yaml(text, "bad.yaml")
+    assert raised.value.errors == [
+        "bad.yaml: not UTF-8 text: byte 0xff at character 10 cannot be decoded"]

@@ -9,7 +9,11 @@ from helpers import ROOT, errors, example, http, https, params, tcp, warnings
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
 from ansible_collections.servicemesh.egress.plugins.module_utils.expand import load
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy import read_policy
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import (
+    plain,
+    read_policy,
+    to_params,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
     AUTO_HIGH,
     AUTO_LOW,
@@ -177,6 +181,11 @@ def test_range_exhaustion_is_an_error():
 @pytest.mark.parametrize("spelling", ["resource", "params"])
 def test_written_ports_kept(spelling):
     data = example("seed-2-https-upgrade")
+    if spelling == "params":
+        data = plain(to_params(load(data).policy))
+        assert data["egress_rules"][0]["to"][0]["gateway_port"] == 80
+    else:
+        assert data["spec"]["egressRules"][0]["to"][0]["byEgressGateway"] == {"port": 80}
     assert ports_of(data) == {"httpbin-service-http": 80, "httpbin-service-https": 444,
                               "aliyun-service-https": 445}
 

@@ -10,6 +10,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     source_record,
     source_text,
     tls_text,
+    upstream_record,
 )
 
 
@@ -43,3 +44,32 @@ def test_tls_text():
     assert tls_text(record) == "plain HTTP"
     record["protocol"] = "TCP"
     assert tls_text(record) == "plain TCP"
+
+
+def test_upstream_record_and_text_of_originated_tls():
+    policy = load(params(
+        http(https_upgrade={"enabled": True, "port": 443},
+             tls={"mode": "MUTUAL", "credential_name": "partner-cert"}),
+        tcp(tls={"mode": "SIMPLE"}), sources=[{"namespace": "ns"}])).policy
+    upgraded, wrapped = policy.targets()
+    record = upstream_record(upgraded, "up.internal", 443, "example.com", ["example.com"])
+    assert record == {"host": "up.internal", "port": 443, "tls": ORIGINATION,
+                      "sni": "example.com", "resolves": ["example.com"],
+                      "origination": {"mode": "MUTUAL", "credential": "partner-cert"}}
+    assert tls_text({"protocol": "HTTP", "host": "example.com", "upstream": record}) == (
+        "HTTP upgraded: TLS originated at the gateway (MUTUAL, credential partner-cert), "
+        "SNI example.com")
+    record = upstream_record(wrapped, "db.internal", 5432, "db.example.com", ["db.example.com"])
+    assert tls_text({"protocol": "TCP", "host": "db.example.com", "upstream": record},
+                    "waypoint") == "TCP wrapped: TLS originated at the waypoint, SNI db.example.com"
+
+
+def test_texts_of_wildcard_hosts():
+    wildcard = {"host": "*.example.com", "protocol": "HTTPS",
+                "upstream": {"tls": PASSTHROUGH, "sni": None}}
+    assert tls_text(wildcard) == ("TLS passthrough: the application's own TLS, SNI of each name "
+                                  "under example.com")
+    upgraded = {"host": "*.example.com", "protocol": "HTTP",
+                "upstream": {"tls": ORIGINATION, "sni": "*.example.com"}}
+    assert tls_text(upgraded) == ("HTTP upgraded: TLS originated at the gateway, SNI of each name "
+                                  "under example.com")

@@ -13,3 +13,7 @@ It knows nothing about egress policies (the glue is ``module_utils/egress_apply.
 ``plan``       pure: order and classify objects (create, update, unchanged, delete, conflict)
 ``apply``      server-side apply, prune and delete of a plan, with dry run and diff
 """
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type

@@ -37,6 +37,8 @@ except ImportError:  # pragma: no cover
     ThreadPoolExecutor = None
 
 SKIPPED = object()
+# Accept header for an object's metadata alone (kind PartialObjectMetadata).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class Outcome:
@@ -104,10 +106,12 @@ class Applier:
         """The namespaces among ``names`` that do not exist (one read each)."""
         return [n for n, obj in sorted(self.namespaces(names).items()) if obj is None]
 
-    def get(self, res, namespace, name):
-        """One object, or None when it does not exist."""
+    def get(self, res, namespace, name, metadata_only=False):
+        """One object, or None when it does not exist. ``metadata_only``: the API server sends
+        the object's metadata alone (``PartialObjectMetadata``), never its data."""
         op = res.op("get", namespace, name, what="%s %s/%s" % (res.kind, namespace, name))
-        return self.client.get(res.item_path(namespace, name), op)
+        return self.client.get(res.item_path(namespace, name), op,
+                               accept=METADATA_ONLY if metadata_only else None)
 
     def apply_fields(self, res, body):
         """Server-side apply of the fields in ``body`` only (the field manager owns just those),

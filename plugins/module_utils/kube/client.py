@@ -337,6 +337,16 @@ def from_auth_params(params, retry=None):
     try:
         k8s = get_api_client(**auth)
     except Exception as exc:  # ConfigException, CoreException, urllib3 errors, file errors
+        status = getattr(exc, "status", None)
+        if isinstance(status, int):
+            # kubernetes.core asks the API server for /version: an HTTP error answer (401 for
+            # refused credentials) says so, without the client's headers and traceback.
+            message, api_reason = _status_message(getattr(exc, "body", None))
+            reason = api_reason or getattr(exc, "reason", None) or ""
+            raise KubeError("cannot build a Kubernetes client from the auth options (%s): the "
+                            "API server answered HTTP %s %s%s" % (auth_source(auth), status, reason, (
+                                ": " + message) if message and message != reason else ""),
+                            status=status, reason=reason)
         raise KubeError("cannot build a Kubernetes client from the auth options (%s): %s"
                         % (auth_source(auth), " ".join(str(exc).split())))
     api_client = k8s.client.client if hasattr(k8s.client, "client") else k8s.client

@@ -71,8 +71,10 @@ class Resource:
 
 NAMESPACES = Resource("", "v1", "Namespace", "namespaces", False)
 SERVICES = Resource("", "v1", "Service", "services", True)
+# Read as metadata only (kube.apply.METADATA_ONLY): whether one exists, never its data.
+SECRETS = Resource("", "v1", "Secret", "secrets", True)
 # Core kinds (group "") this layer reads; aggregated discovery of /apis does not list them.
-CORE = {"Namespace": NAMESPACES, "Service": SERVICES}
+CORE = {"Namespace": NAMESPACES, "Service": SERVICES, "Secret": SECRETS}
 
 
 class Discovery:

@@ -225,11 +225,23 @@ def host_problem(host, protocol):
         if "/" in host and str(network.network_address) + "/" + str(network.prefixlen) != host:
             return "CIDR %s has host bits set" % show(host)
         return None
+    if host == "*":
+        return ("'*' would send every host through this entry: list the names (a wildcard such "
+                "as '*.example.com' covers one domain)")
     if "*" in host:
-        return (
-            "wildcard host %s is not supported: traffic through the egress gateway needs a "
-            "concrete host name that the gateway resolves (resolution DNS)" % show(host)
-        )
+        rest = host[2:]
+        if not host.startswith("*.") or "*" in rest:
+            return ("%s: '*' is allowed only as the whole leftmost label, as in '*.example.com'"
+                    % show(host))
+        if protocol == TCP:
+            return ("wildcard %s is allowed only on HTTP and HTTPS entries: the gateway tells "
+                    "their names apart by Host header or SNI, which TCP does not carry"
+                    % show(host))
+        problem = host_problem(rest, protocol)
+        if problem or is_address(rest):
+            return ("wildcard %s must be '*.' and a domain with at least one dot, such as "
+                    "'*.example.com'" % show(host))
+        return None
     scheme, sep, rest = host.partition("://")
     if sep:
         return ("%s is a URL, not a host name: write the host alone (%s); the protocol goes in "

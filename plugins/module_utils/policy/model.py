@@ -57,6 +57,10 @@ RESOURCE = Spelling(
         "path_prefixes": "pathPrefixes",
         "per_try_timeout": "perTryTimeout",
         "retry_on": "retryOn",
+        "credential_name": "credentialName",
+        "subject_alt_names": "subjectAltNames",
+        "traffic_policy": "trafficPolicy",
+        "dynamic_dns": "dynamicDns",
         "access_logging": "accessLogging",
         "denied_egress": "deniedEgress",
         "name": "metadata.name",
@@ -78,10 +82,21 @@ PARAMS = Spelling(
         "path_prefixes": "path_prefixes",
         "per_try_timeout": "per_try_timeout",
         "retry_on": "retry_on",
+        "credential_name": "credential_name",
+        "subject_alt_names": "subject_alt_names",
+        "traffic_policy": "traffic_policy",
+        "dynamic_dns": "dynamic_dns",
         "access_logging": "access_logging",
         "denied_egress": "denied_egress",
     },
 )
+# TLS the gateway (or waypoint) originates to an external service (``to[].tls.mode``).
+TLS_MODES = ("SIMPLE", "MUTUAL")
+
+
+def is_wildcard(host):
+    """True for a wildcard host name (``*.example.com``)."""
+    return host.startswith("*.")
 
 
 def is_address(host):
@@ -142,6 +157,38 @@ class HttpRules(_Frozen):
                    retries=retries)
 
 
+class Tls(_Frozen):
+    """TLS the gateway (or waypoint) originates to the external service (an extension beyond
+    ASM): ``mode`` SIMPLE or MUTUAL, the Secret ``credential_name`` (client certificate and CA),
+    the ``sni`` to send and the ``subject_alt_names`` the server certificate must carry."""
+
+    __slots__ = ("mode", "credential_name", "sni", "subject_alt_names")
+
+    def __init__(self, mode, credential_name=None, sni=None, subject_alt_names=()):
+        self._init(mode=mode, credential_name=credential_name, sni=sni,
+                   subject_alt_names=tuple(subject_alt_names))
+
+
+class TrafficPolicy(_Frozen):
+    """Connection limits and outlier detection for the upstream the gateway (or waypoint) dials
+    (an extension beyond ASM), kept as Istio's DestinationRule spells them (``connectionPool``,
+    ``outlierDetection``: mappings of Istio's camelCase fields, already validated)."""
+
+    __slots__ = ("connection_pool", "outlier_detection")
+
+    def __init__(self, connection_pool=None, outlier_detection=None):
+        self._init(connection_pool=connection_pool, outlier_detection=outlier_detection)
+
+    def istio(self):
+        """The DestinationRule ``trafficPolicy`` fields (without ``tls``)."""
+        out = {}
+        if self.connection_pool:
+            out["connectionPool"] = self.connection_pool
+        if self.outlier_detection:
+            out["outlierDetection"] = self.outlier_detection
+        return out
+
+
 class Source(_Frozen):
     """One ``from`` entry: a namespace, optionally narrowed by labels or service accounts."""
 
@@ -162,15 +209,17 @@ class Target(_Frozen):
     """One ``to`` entry: an external service and how its traffic crosses the gateway."""
 
     __slots__ = ("name", "hosts", "port", "gateway_port", "https_upgrade", "http", "path",
-                 "rule_index", "addresses")
+                 "rule_index", "addresses", "tls", "traffic_policy", "dynamic_dns")
 
     def __init__(self, name, hosts, port, gateway_port=None, https_upgrade=None, http=None,
-                 path="", rule_index=0):
+                 path="", rule_index=0, tls=None, traffic_policy=None, dynamic_dns=None):
         hosts = tuple(hosts)
-        # gateway_port: as written; None when blank (expand.load assigns one)
+        # gateway_port: as written; None when blank (expand.load assigns one).
+        # tls, traffic_policy, dynamic_dns: None when not written.
         self._init(name=name, hosts=hosts, port=port, gateway_port=gateway_port,
                    https_upgrade=https_upgrade, http=http, path=path, rule_index=rule_index,
-                   addresses=tuple(h for h in hosts if is_address(h)))
+                   addresses=tuple(h for h in hosts if is_address(h)), tls=tls,
+                   traffic_policy=traffic_policy, dynamic_dns=dynamic_dns)
 
     @property
     def protocol(self):
@@ -179,6 +228,16 @@ class Target(_Frozen):
     @property
     def upgraded(self):
         return bool(self.https_upgrade and self.https_upgrade.enabled)
+
+    @property
+    def originates_tls(self):
+        """True when TLS leaves the gateway (or waypoint): an upgrade, or ``tls`` on TCP."""
+        return self.upgraded or self.tls is not None
+
+    @property
+    def wildcards(self):
+        """The entry's wildcard hosts (``*.example.com``), in policy order."""
+        return tuple(h for h in self.hosts if is_wildcard(h))
 
     @property
     def by_address(self):

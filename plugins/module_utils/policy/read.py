@@ -25,6 +25,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     RESERVED_PORTS,
     TCP,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy import asm
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import (
     FieldReader,
     host_problem,
@@ -36,7 +37,6 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields i
     type_name,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import (
-    ACCESS_LOGGING,
     API_VERSION,
     GATEWAY_NAME_MAX,
     HTTP_METHODS,
@@ -53,10 +53,15 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Rule,
     Source,
     Target,
-    Telemetry,
     Waypoint,
     is_address,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    read_tls,
+    read_traffic_policy,
+    wildcard_problem,
+)
+from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import read_telemetry
 
 
 def is_resource(data):
@@ -230,7 +235,7 @@ def _read_common(reader, top, gateway_required_path):
             mode = None
 
     waypoint = _read_waypoint(reader, top["waypoint"], root + "waypoint")
-    telemetry = _read_telemetry(reader, top["telemetry"], root + "telemetry")
+    telemetry = read_telemetry(reader, top["telemetry"], root + "telemetry")
 
     rules_path = root + sp.key("rules")
     raw_rules = reader.sequence(top["rules"], rules_path, required=True, non_empty=True) or []
@@ -256,29 +261,6 @@ def _read_waypoint(reader, value, path):
         reader.error(path + ".namespace", "must be a DNS-1123 label, got %s" % show(namespace))
     create = reader.boolean(data.get("create"), path + ".create")
     return Waypoint(name, namespace, create)
-
-
-def _read_telemetry(reader, value, path):
-    data = reader.mapping(value, path)
-    if data is None:
-        return None
-    sp = reader.spelling
-    logging_key, denied_key = sp.key("access_logging"), sp.key("denied_egress")
-    reader.known_keys(data, path, (logging_key, denied_key))
-    logging_path, denied_path = path + "." + logging_key, path + "." + denied_key
-    logging = data.get(logging_key)
-    if isinstance(logging, bool):
-        # YAML reads unquoted yes/no/on/off as booleans
-        reader.error(logging_path, "must be one of %s, got the boolean %s (to log nothing, write "
-                                   "none)" % (", ".join(ACCESS_LOGGING), logging))
-        logging = None
-    logging = reader.string(logging, logging_path)
-    if logging is not None and logging.lower() not in ACCESS_LOGGING:
-        reader.error(logging_path, "must be one of %s (any case), got %s"
-                     % (", ".join(ACCESS_LOGGING), show(logging)))
-        logging = None
-    denied = reader.boolean(data.get(denied_key), denied_path)
-    return Telemetry(logging.lower() if logging else None, denied)
 
 
 def _read_rule(reader, raw, path, index):
@@ -351,6 +333,7 @@ def _read_target(reader, raw, path, rule_index):
         allowed = ("name", "hosts", "port", "byEgressGateway", "httpsUpgrade", "http")
     else:
         allowed = ("name", "hosts", "port", "gateway_port", "https_upgrade", "http")
+    allowed += ("tls", sp.key("traffic_policy"), sp.key("dynamic_dns"))
     reader.known_keys(data, path, allowed)
 
     name = reader.string(data.get("name"), path + ".name", required=True)
@@ -383,7 +366,7 @@ def _read_target(reader, raw, path, rule_index):
             reader.error(host_path, "%s is listed twice" % show(text))
             continue
         seen.add(text)
-        problem = host_problem(text, protocol)
+        problem = host_problem(text, protocol) or wildcard_problem(text, i)
         if problem:
             reader.error(host_path, problem)
         hosts.append(text)
@@ -414,10 +397,16 @@ def _read_target(reader, raw, path, rule_index):
     upgrade = _read_upgrade(reader, data.get(sp.key("https_upgrade")),
                             reader.sub(path, "https_upgrade"), port)
     http = _read_http(reader, data.get("http"), path + ".http", protocol)
+    tls = read_tls(reader, data.get("tls"), path + ".tls", protocol,
+                   bool(upgrade and upgrade.enabled), any(is_address(h) for h in hosts))
+    traffic_policy = read_traffic_policy(reader, data.get(sp.key("traffic_policy")),
+                                         reader.sub(path, "traffic_policy"), protocol)
+    dynamic_dns = reader.boolean(data.get(sp.key("dynamic_dns")), reader.sub(path, "dynamic_dns"))
 
     if name is None or port is None or not hosts:
         return None
-    return Target(name, hosts, port, gateway_port, upgrade, http, path, rule_index)
+    return Target(name, hosts, port, gateway_port, upgrade, http, path, rule_index, tls=tls,
+                  traffic_policy=traffic_policy, dynamic_dns=dynamic_dns)
 
 
 # Protocols people write for what the policy calls otherwise.
@@ -434,7 +423,8 @@ def _read_port(reader, raw, path):
     data = reader.mapping(raw, path, required=True)
     if data is None:
         return None
-    reader.known_keys(data, path, ("name", "number", "protocol"))
+    extra = asm.check_port_keys(reader, data, path)  # targetPort: refused by name
+    reader.known_keys(data, path, ("name", "number", "protocol") + extra)
     number = reader.port_number(data.get("number"), path + ".number", required=True)
     protocol = reader.string(data.get("protocol"), path + ".protocol", required=True)
     if protocol is not None:
@@ -557,6 +547,7 @@ def _read_http(reader, raw, path, protocol):
 
 def _check_policy(reader, policy):
     """Rules that look across entries: unique names, one route per host and port."""
+    asm.check_hosts(reader, policy)  # more hosts than ASM takes: a warning here
     names = {}
     routes = {}
     tcp_ports = {}

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 
 try:
     import yaml
@@ -89,10 +90,24 @@ def _yaml_problem(exc):
     return " ".join(text.split())
 
 
+# Ansible's file lookup decodes undecodable bytes to lone surrogates (U+DC80-U+DCFF); no UTF-8
+# text holds them.
+_UNDECODABLE = re.compile(u"[\udc80-\udcff]")
+
+
+def _require_utf8(text, source):
+    match = _UNDECODABLE.search(text)
+    if match:
+        raise PolicyError(["%s: not UTF-8 text: byte 0x%02x at character %d cannot be decoded"
+                           % (source, ord(match.group()) - 0xdc00, match.start() + 1)])
+
+
 def load_yaml(text, source="policy"):
-    """Parse one YAML document strictly; a syntax error or duplicate key is a PolicyError."""
+    """Parse one YAML document strictly; a syntax error or duplicate key is a PolicyError, and so
+    is text that was not UTF-8."""
     if not HAS_YAML:
         raise PolicyError(["%s: reading YAML needs the PyYAML Python package" % source])
+    _require_utf8(text, source)
     try:
         documents = [d for d in yaml.load_all(text, Loader=_strict_loader()) if d is not None]
     except yaml.YAMLError as exc:

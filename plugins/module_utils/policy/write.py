@@ -20,6 +20,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     PARAMS,
     RESOURCE,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream import (
+    write_tls,
+    write_traffic_policy,
+)
 
 
 def _drop_none(mapping):
@@ -69,11 +73,13 @@ def _write_rules(policy, sp):
                                       ("number", target.port.number),
                                       ("protocol", target.port.protocol)])),
             ])
-            if target.gateway_port is not None:
-                if sp is RESOURCE:
-                    item["byEgressGateway"] = {"port": target.gateway_port}
-                else:
-                    item["gateway_port"] = target.gateway_port
+            if sp is RESOURCE:
+                # Always written: ASM's schema requires to[].byEgressGateway (empty when the
+                # port is assigned; see policy/asm.py).
+                item["byEgressGateway"] = (
+                    {"port": target.gateway_port} if target.gateway_port is not None else {})
+            elif target.gateway_port is not None:
+                item["gateway_port"] = target.gateway_port
             if target.https_upgrade is not None:
                 item[sp.key("https_upgrade")] = _drop_none(OrderedDict([
                     ("enabled", target.https_upgrade.enabled),
@@ -82,6 +88,14 @@ def _write_rules(policy, sp):
             http = _write_http(target.http, sp)
             if http is not None:
                 item["http"] = http
+            tls = write_tls(target.tls, sp)
+            if tls is not None:
+                item["tls"] = tls
+            traffic_policy = write_traffic_policy(target.traffic_policy, sp)
+            if traffic_policy is not None:
+                item[sp.key("traffic_policy")] = traffic_policy
+            if target.dynamic_dns is not None:
+                item[sp.key("dynamic_dns")] = target.dynamic_dns
             targets.append(item)
         out["to"] = targets
         rules.append(out)

@@ -26,16 +26,18 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     CLUSTER_DOMAIN,
     EGRESS_NAMESPACE,
     HBONE_PORT,
+    HTTP,
     TCP,
+    credential_names,
     source_principals,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.ambient.services import (
     authorization_policy,
     entry_keys,
-    origination_rules,
     rules_by_entry,
     service_entry,
     service_groups,
+    upstream_rules,
     virtual_services,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.ambient.waypoint import (
@@ -46,10 +48,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.ambient.w
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import is_dns_label
 from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
-    last_hop_tls,
     source_record,
     source_text,
     tls_text,
+    upstream_record,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import (
     mark_logged,
@@ -99,6 +101,10 @@ def check(loaded):
             "exist, be ready and handle service traffic (label %s: service or all)%s; otherwise "
             "ztunnel sends the traffic straight to the external hosts, past every policy"
             % (waypoint_path, waypoint.namespace, waypoint.name, WAYPOINT_FOR, condition))
+    for target in policy.targets():
+        more_errors, more_warnings = _upstream_findings(target, sp, waypoint)
+        errors.extend(more_errors)
+        warnings.extend(more_warnings)
     for rule in policy.rules:
         for source in rule.sources:
             if source.workload_selector:
@@ -138,6 +144,48 @@ def check(loaded):
     return Findings(errors, warnings)
 
 
+# Istio versions of a waypoint's dynamic forward proxy (resolution DYNAMIC_DNS): HTTP since 1.28;
+# TLS since 1.29 behind an istiod flag, working from 1.29.1.
+DYNAMIC_DNS_TLS_FLAG = "ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS"
+
+
+def _upstream_findings(target, sp, waypoint):
+    """``(errors, warnings)`` of one entry's wildcard hosts and TLS origination in ambient mode."""
+    errors, warnings = [], []
+    dns_path = "%s.%s" % (target.path, sp.key("dynamic_dns"))
+    if target.wildcards and not target.dynamic_dns:
+        errors.append(
+            "%s.hosts: wildcard %s in ambient mode needs %s: true: istiod allocates no address to "
+            "a wildcard ServiceEntry unless its resolution is DYNAMIC_DNS, so ztunnel could not "
+            "send the traffic to the waypoint (it would leave directly, past the policy)"
+            % (target.path, ", ".join(target.wildcards), dns_path))
+    elif target.wildcards and target.upgraded:
+        errors.append(
+            "%s.%s: not available with wildcard hosts in ambient mode: the waypoint's dynamic "
+            "forward proxy dials the port the workload called; list the names instead of %s, or "
+            "use sidecar mode" % (target.path, sp.key("https_upgrade"), target.wildcards[0]))
+    elif target.wildcards:
+        if target.protocol == HTTP:
+            version = "Istio 1.28 or later"
+        else:
+            version = ("Istio 1.29.1 or later, with istiod's environment variable %s=true (off "
+                       "by default)" % DYNAMIC_DNS_TLS_FLAG)
+        warnings.append(
+            "%s: the waypoint resolves each name matching %s itself (resolution DYNAMIC_DNS), not "
+            "by the address of %s; this needs %s" % (dns_path, ", ".join(target.wildcards),
+                                                     target.hosts[0], version))
+    elif target.dynamic_dns:
+        warnings.append("%s: ignored: the entry has no wildcard host" % dns_path)
+    if target.tls is not None and target.tls.mode == "MUTUAL":
+        warnings.append(
+            "%s.tls: istiod gives the waypoint the client certificate of Secret %s/%s only when "
+            "the waypoint's ServiceAccount %s may list Secrets there; the egress_gateway role "
+            "grants it (Role and RoleBinding %s-credentials), otherwise grant it yourself"
+            % (target.path, waypoint.namespace, target.tls.credential_name, waypoint.name,
+               waypoint.name))
+    return errors, warnings
+
+
 def expand(loaded):
     """``(objects, findings)`` for a loaded policy.
 
@@ -156,7 +204,7 @@ def expand(loaded):
     if waypoint.create:
         objects.append(waypoint_gateway(policy, waypoint))
     for group in groups:
-        objects.extend(origination_rules(policy, waypoint, group))
+        objects.extend(upstream_rules(policy, waypoint, group))
     for group in groups:
         objects.extend(virtual_services(policy, waypoint, group))
     objects.extend(authorization_policy(policy, g, owners) for g in groups)
@@ -173,7 +221,7 @@ def gateway_info(loaded):
     for it: ``ports`` is empty.
     """
     waypoint = waypoint_ref(loaded.policy)
-    return {
+    info = {
         "name": waypoint.name,
         "namespace": waypoint.namespace,
         "kind": "waypoint",
@@ -183,6 +231,10 @@ def gateway_info(loaded):
         "labels": {GATEWAY_NAME_LABEL: waypoint.name},
         "ports": [],
     }
+    if credential_names(loaded.policy):
+        # the Secrets tls.credentialName names, read by the waypoint from its own namespace
+        info["secrets"] = credential_names(loaded.policy)
+    return info
 
 
 # ---------------------------------------------------------------------------- route table
@@ -217,10 +269,9 @@ def route_records(loaded):
                         "port": target.port.number,
                         "waypoint": {"name": waypoint.name, "namespace": waypoint.namespace},
                         "service_entry": {"name": group.name, "namespace": EGRESS_NAMESPACE},
-                        "upstream": {"host": key, "port": target.upstream_port,
-                                     "tls": last_hop_tls(target),
-                                     "sni": key if target.upgraded else None,
-                                     "resolves": [key]},
+                        "upstream": upstream_record(
+                            target, key, target.upstream_port,
+                            (target.tls.sni if target.tls is not None else None) or key, [key]),
                         "admitted": _admitted(source),
                         "by_address": target.by_address,
                     })

@@ -7,7 +7,9 @@ All ServiceEntries live in ``istio-egress`` (ztunnel ignores ``exportTo``, so a 
 ServiceEntry only, mesh-wide). Entries that share hosts are merged into one ServiceEntry per group
 of hosts that belong to exactly the same entries; an HTTP entry upgraded to HTTPS keeps its port
 and gets ``targetPort`` = the upgrade port, and a DestinationRule per host originates TLS on that
-port only (``portLevelSettings``), so an HTTPS entry on the same host is never wrapped twice.
+port only (``portLevelSettings``), so an HTTPS entry on the same host is never wrapped twice; that
+DestinationRule also carries the entry's ``tls`` settings and ``trafficPolicy``. Wildcard hosts
+(with ``dynamicDns``) get ServiceEntries of their own, ``resolution: DYNAMIC_DNS``.
 Entries given by address get one ServiceEntry per address (``addresses``, ``resolution: STATIC``),
 so the waypoint always connects to the address the workload dialled.
 """
@@ -22,12 +24,14 @@ from collections import OrderedDict
 from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     EGRESS_NAMESPACE,
     HTTP,
+    HTTPS,
     NETWORKING,
     SECURITY,
-    SYSTEM_CA_BUNDLE,
     authorization_sources,
     http_operation,
+    origination_tls,
     unique_port_names,
+    upstream_traffic_policy,
     with_http_settings,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
@@ -35,6 +39,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
     metadata,
     short_hash,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import is_wildcard
 
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
@@ -53,16 +58,18 @@ def entry_keys(target):
 
 
 class Group:
-    """One ServiceEntry: hosts (or one address) and the entries that use them."""
+    """One ServiceEntry: hosts (or one address) and the entries that use them; ``dynamic`` for
+    wildcard hosts resolved per request by the waypoint (``resolution: DYNAMIC_DNS``)."""
 
-    __slots__ = ("name", "keys", "targets", "by_address", "hosts")
+    __slots__ = ("name", "keys", "targets", "by_address", "hosts", "dynamic")
 
-    def __init__(self, name, keys, targets, by_address, hosts):
+    def __init__(self, name, keys, targets, by_address, hosts, dynamic=False):
         self.name = name
         self.keys = keys
         self.targets = targets
         self.by_address = by_address
         self.hosts = hosts
+        self.dynamic = dynamic
 
 
 def _suffix(first, keys):
@@ -77,8 +84,9 @@ def service_groups(policy):
     """Every ServiceEntry of the policy, in policy order.
 
     Host names are split into groups whose hosts belong to exactly the same entries (entries with
-    the same hosts share one ServiceEntry: a host can have only one in the mesh). Each address is
-    a group of its own, so the waypoint connects to the address the workload dialled.
+    the same hosts share one ServiceEntry: a host can have only one in the mesh); wildcard hosts
+    form groups of their own (Istio's DYNAMIC_DNS takes wildcards only). Each address is a group
+    of its own, so the waypoint connects to the address the workload dialled.
     """
     named = OrderedDict()
     addressed = OrderedDict()
@@ -88,11 +96,12 @@ def service_groups(policy):
             members.setdefault(key, []).append(target)
     by_owners = OrderedDict()
     for host, owners in named.items():
-        by_owners.setdefault(tuple(t.name for t in owners), ([], owners))[0].append(host)
+        key = (tuple(t.name for t in owners), is_wildcard(host))
+        by_owners.setdefault(key, ([], owners))[0].append(host)
     groups = []
-    for hosts, owners in by_owners.values():
+    for (dummy, dynamic), (hosts, owners) in by_owners.items():
         name = "%s-%s" % (policy.gateway, _suffix(owners[0], hosts))
-        groups.append(Group(name, hosts, owners, False, list(hosts)))
+        groups.append(Group(name, hosts, owners, False, list(hosts), dynamic))
     for address, owners in addressed.items():
         suffix = _suffix(owners[0], [address])
         host = address_host(policy.gateway, suffix)
@@ -117,8 +126,10 @@ def _export_to(waypoint):
 def service_entry(policy, waypoint, group):
     ports = []
     for target, name in zip(group.targets, unique_port_names(group.targets)):
+        # DYNAMIC_DNS serves HTTP and TLS ports only: HTTPS passes through as TLS (by SNI)
+        protocol = "TLS" if group.dynamic and target.protocol == HTTPS else target.protocol
         port = OrderedDict([("number", target.port.number), ("name", name),
-                            ("protocol", target.protocol)])
+                            ("protocol", protocol)])
         if target.upgraded:
             port["targetPort"] = target.https_upgrade.port
         ports.append(dict(port))
@@ -131,7 +142,7 @@ def service_entry(policy, waypoint, group):
         spec["resolution"] = "STATIC"
         spec["endpoints"] = [{"address": a} for a in group.keys]
     else:
-        spec["resolution"] = "DNS"
+        spec["resolution"] = "DYNAMIC_DNS" if group.dynamic else "DNS"
     spec["exportTo"] = _export_to(waypoint)
     labels = {USE_WAYPOINT: waypoint.name}
     if waypoint.cross_namespace:
@@ -147,22 +158,30 @@ def _per_host_name(group, host, kind):
     return "%s-%s-%s" % (group.name, kind, short_hash(host, 8))
 
 
-def origination_rules(policy, waypoint, group):
-    """TLS origination for the upgraded entries of a group: one DestinationRule per host (a
-    DestinationRule names one host), with ``portLevelSettings`` on each upgraded entry's
+def upstream_rules(policy, waypoint, group):
+    """What the waypoint applies to the upstream of a group's entries: TLS origination (an
+    upgraded entry, or ``tls``) and connection limits (``trafficPolicy``). One DestinationRule per
+    host (a DestinationRule names one host), with ``portLevelSettings`` on each such entry's
     ServiceEntry port number. Istio matches portLevelSettings against the service port
-    (``model.Port.Port``, the ServiceEntry's ``number``), never the ``targetPort``."""
-    upgraded = [t for t in group.targets if t.upgraded]
-    if not upgraded:
+    (``model.Port.Port``, the ServiceEntry's ``number``), never the ``targetPort``. Named
+    ``-tls`` when it originates TLS, else ``-upstream``."""
+    shaped = [t for t in group.targets if t.originates_tls or t.traffic_policy is not None]
+    if not shaped:
         return []
+    kind = "tls" if any(t.originates_tls for t in shaped) else "upstream"
     rules = []
     for host in group.hosts:
-        settings = [{"port": {"number": t.port.number},
-                     "tls": {"mode": "SIMPLE", "sni": host, "caCertificates": SYSTEM_CA_BUNDLE}}
-                    for t in upgraded]
+        settings = []
+        for target in shaped:
+            # a host's own rule names it as SNI; a wildcard's leaves each name's own (auto SNI)
+            sni = None if is_wildcard(host) else host
+            tls = origination_tls(target, host, sni=sni) if target.originates_tls else None
+            setting = OrderedDict([("port", {"number": target.port.number})])
+            setting.update(upstream_traffic_policy(target, tls))
+            settings.append(dict(setting))
         rules.append({
             "apiVersion": NETWORKING, "kind": "DestinationRule",
-            "metadata": metadata(_per_host_name(group, host, "tls"), EGRESS_NAMESPACE,
+            "metadata": metadata(_per_host_name(group, host, kind), EGRESS_NAMESPACE,
                                  policy.name),
             "spec": {"host": host, "exportTo": _export_to(waypoint),
                      "trafficPolicy": {"portLevelSettings": settings}},

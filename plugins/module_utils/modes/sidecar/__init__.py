@@ -18,7 +18,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import Findings
-from ansible_collections.servicemesh.egress.plugins.module_utils.istio import EGRESS_NAMESPACE, TCP
+from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
+    EGRESS_NAMESPACE,
+    TCP,
+    credential_names,
+)
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar import (
     client,
     gateway,
@@ -30,6 +34,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     export_to,
     granted_targets,
     mtls_sni,
+    origination_sni,
     upstream_host,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import (
@@ -42,10 +47,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.ports import (
     gateway_service_ports,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
-    last_hop_tls,
     source_record,
     source_text,
     tls_text,
+    upstream_record,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import (
     denied_telemetries,
@@ -63,15 +68,30 @@ SELECTORS_ENFORCED = True
 def check(loaded):
     """What sidecar mode says about a loaded policy: ``Findings``.
 
-    Errors: ports one Sidecar resource would have to give two protocols. Warnings: several hosts
-    sent to the first one's address, ports assigned beside written ones, TCP by host name.
+    Errors: workload selectors of one namespace that can pick the same pod (Istio applies one
+    Sidecar per workload), ports one Sidecar resource would have to give two protocols.
+    Warnings: several hosts sent to the first one's address, ports assigned beside written ones,
+    TCP by host name.
     """
     policy = loaded.policy
-    warnings = [
-        "%s.hosts: several hosts in one entry are all sent to the address of the first (%s): "
-        "they must resolve to the same IP address" % (target.path, target.hosts[0])
-        for target in policy.targets() if len(target.hosts) > 1
-    ]
+    errors = []
+    warnings = []
+    for target in policy.targets():
+        if target.wildcards:
+            warnings.append(
+                "%s.hosts: every name the entry matches, %s included, is sent to the address of "
+                "its first host %s: that server must serve them all"
+                % (target.path, ", ".join(target.wildcards), target.hosts[0]))
+        elif len(target.hosts) > 1:
+            warnings.append(
+                "%s.hosts: several hosts in one entry are all sent to the address of the first "
+                "(%s): they must resolve to the same IP address" % (target.path, target.hosts[0]))
+        if target.dynamic_dns:
+            errors.append(
+                "%s.%s: sidecar mode has no DYNAMIC_DNS: Istio's egress gateways run no dynamic "
+                "forward proxy (istio/istio#61831), so the gateway serves a wildcard by the first "
+                "host's address; remove it, or use ambient mode"
+                % (target.path, policy.spelling.key("dynamic_dns")))
     warnings.extend(assignment_warnings(policy, loaded.gateway_ports))
     for target in policy.targets():
         if target.protocol == TCP and not target.by_address:
@@ -81,7 +101,8 @@ def check(loaded):
                 "\"true\"); without it the sidecar cannot tell %s apart from other TCP traffic on "
                 "port %d" % (target.path, target.hosts[0], target.port.number)
             )
-    return Findings(selectors.sidecar_plan(policy)[1], warnings)
+    return Findings(errors + selectors.selector_overlaps(policy) + selectors.sidecar_plan(policy)[1],
+                    warnings)
 
 
 def expand(loaded):
@@ -101,7 +122,7 @@ def expand(loaded):
         [o for o in client_side if o["kind"] == "ServiceEntry"]
         + [gateway.upstream_service_entry(ctx, t) for t in targets]
         + gateway.gateway_destination_rules(ctx, granted)
-        + [gateway.origination_rule(ctx, t) for t in targets if t.upgraded]
+        + [gateway.upstream_rule(ctx, t) for t in targets if gateway.needs_upstream_rule(t)]
         + [gateway.gateway(ctx)]
         + [o for o in client_side if o["kind"] == "VirtualService"]
         + [gateway.gateway_virtual_service(ctx, t) for t in targets]
@@ -119,7 +140,7 @@ def gateway_info(loaded):
     source namespaces; the role writes them into the Service's ``networking.istio.io/exportTo``
     annotation, so a sidecar anywhere else carries nothing of the gateway)."""
     policy = loaded.policy
-    return {
+    info = {
         "name": policy.gateway,
         "namespace": EGRESS_NAMESPACE,
         "service": gateway_service_host(policy.gateway),
@@ -128,6 +149,10 @@ def gateway_info(loaded):
         "ports": gateway_service_ports(policy, loaded.gateway_ports),
         "export_to": export_to(granted_targets(policy)),
     }
+    if credential_names(policy):
+        # the Secrets tls.credentialName names, read by the gateway from its own namespace
+        info["secrets"] = credential_names(policy)
+    return info
 
 
 def route_records(loaded):
@@ -151,10 +176,9 @@ def route_records(loaded):
                         "protocol": target.protocol,
                         "port": target.port.number,
                         "gateway_port": ports[target.name],
-                        "upstream": {"host": upstream, "port": target.upstream_port,
-                                     "tls": last_hop_tls(target),
-                                     "sni": target.hosts[0] if target.upgraded else None,
-                                     "resolves": list(target.addresses) or [target.hosts[0]]},
+                        "upstream": upstream_record(
+                            target, upstream, target.upstream_port, origination_sni(target, host),
+                            list(target.addresses) or [target.hosts[0]]),
                         "subset": target.name,
                         "sni": mtls_sni(policy, target),
                         "by_address": target.by_address,

@@ -21,12 +21,14 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     MESH,
     NETWORKING,
     unique_port_names,
+    virtual_service_hosts,
     with_http_settings,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
     client_hosts,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import short_hash
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import is_wildcard
 
 
 def host_groups(policy, targets):
@@ -97,12 +99,17 @@ def client_objects(ctx, namespace, targets):
         if addresses:
             spec["resolution"] = "STATIC"
             spec["endpoints"] = [{"address": a.split("/")[0]} for a in addresses]
+        elif any(is_wildcard(h) for h in hosts):
+            # A wildcard cannot be resolved (Istio refuses DNS without endpoints); the route sends
+            # everything to the gateway anyway.
+            spec["resolution"] = "NONE"
         else:
             spec["resolution"] = "DNS"
         spec["exportTo"] = ["."]
         objects.append({"apiVersion": NETWORKING, "kind": "ServiceEntry",
                         "metadata": ctx.meta(name, namespace), "spec": dict(spec)})
-        vs = OrderedDict([("hosts", list(hosts)), ("gateways", [MESH]), ("exportTo", ["."])])
+        vs = OrderedDict([("hosts", virtual_service_hosts(hosts)), ("gateways", [MESH]),
+                          ("exportTo", ["."])])
         if http:
             vs["http"] = http
         if tls:

@@ -10,7 +10,9 @@
   for HTTPS and TCP entries, ``ISTIO_MUTUAL``); a gateway-only VirtualService sends the traffic
   to E's *upstream host* ``<E>.<gateway>.egress.internal``, a ServiceEntry visible only in
   ``istio-egress`` that resolves H[0] (or holds the addresses), and a DestinationRule there
-  originates TLS for an upgraded entry.
+  originates TLS (an upgraded entry, or ``tls``) and limits connections (``trafficPolicy``).
+  Wildcard hosts (``*.example.com``) ride along: matched by Host header or SNI at the sidecar and
+  the gateway, and sent to H[0]'s address like every other host of the entry.
 * The entry's AuthorizationPolicy on the gateway admits only the entry's sources on its gateway
   port with its SNI.
 """
@@ -26,9 +28,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     HTTPS,
     NETWORKING,
     SECURITY,
-    SYSTEM_CA_BUNDLE,
     authorization_sources,
     http_operation,
+    origination_tls,
+    upstream_traffic_policy,
+    virtual_service_hosts,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.hosts import (
     client_hosts,
@@ -39,6 +43,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.modes.sidecar.h
     upstream_protocol,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import gateway_pod_labels
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import is_wildcard
 
 
 def upstream_service_entry(ctx, target):
@@ -61,12 +66,26 @@ def upstream_service_entry(ctx, target):
             "metadata": ctx.meta(ctx.name(target.name, "upstream")), "spec": spec}
 
 
-def origination_rule(ctx, target):
+def needs_upstream_rule(target):
+    """Whether the entry's upstream gets a DestinationRule: it originates TLS, or limits its
+    connections (``trafficPolicy``)."""
+    return target.originates_tls or target.traffic_policy is not None
+
+
+def upstream_rule(ctx, target):
+    """The DestinationRule of the entry's upstream host, read by the gateway alone (in
+    ``istio-egress``, ``exportTo: ["."]``): the TLS the gateway originates (see
+    ``istio.origination_tls``; a one-host entry names its host as SNI unless ``tls.sni`` says
+    otherwise, several hosts send each request's own host) and the entry's connection pool and
+    outlier detection."""
+    tls = None
+    if target.originates_tls:
+        single = target.hosts[0] if len(target.hosts) == 1 else None
+        tls = origination_tls(target, target.hosts[0], sni=single)
     return {"apiVersion": NETWORKING, "kind": "DestinationRule",
             "metadata": ctx.meta(ctx.name(target.name, "upstream")),
             "spec": {"host": upstream_host(ctx.policy, target), "exportTo": ["."],
-                     "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": target.hosts[0],
-                                               "caCertificates": SYSTEM_CA_BUNDLE}}}}
+                     "trafficPolicy": dict(upstream_traffic_policy(target, tls))}}
 
 
 def gateway_virtual_service(ctx, target):
@@ -74,8 +93,8 @@ def gateway_virtual_service(ctx, target):
     destination = [{"destination": {"host": upstream_host(ctx.policy, target),
                                     "port": {"number": target.upstream_port}}}]
     # bound to the entry's server: its hosts (HTTP), or its SNI (HTTPS and TCP)
-    hosts = client_hosts(ctx.policy, target) if target.protocol == HTTP else [
-        mtls_sni(ctx.policy, target)]
+    hosts = virtual_service_hosts(client_hosts(ctx.policy, target)) if target.protocol == HTTP \
+        else [mtls_sni(ctx.policy, target)]
     spec = OrderedDict([("hosts", hosts), ("gateways", [ctx.gateway_ref]), ("exportTo", ["."])])
     match = [{"gateways": [ctx.gateway_ref], "port": gp}]
     if target.protocol == HTTP:
@@ -153,8 +172,9 @@ def authorization_policies(ctx):
                 tagged.setdefault(source_tag(rule), sources)
                 continue
             operation = http_operation(ctx.ports[target.name], target.http)
+            # a Host header may carry a port; a wildcard already matches by suffix
             operation["hosts"] = [h for host in client_hosts(ctx.policy, target)
-                                  for h in (host, host + ":*")]
+                                  for h in ((host,) if is_wildcard(host) else (host, host + ":*"))]
             policies.append(_admission(ctx, ctx.name(target.name, "admission"), {
                 "from": sources, "to": [{"operation": operation}]}))
     for tag, sources in tagged.items():

@@ -64,6 +64,17 @@ def mtls_sni(policy, target):
     return target.name + sni_suffix(policy, source_tag(policy.rules[target.rule_index]))
 
 
+def origination_sni(target, host):
+    """The SNI of the TLS the gateway originates for a request to ``host`` (see
+    ``gateway.upstream_rule``): ``tls.sni``; a TCP entry's first host; a plain upgrade of a
+    one-host entry its host; otherwise the request's own host."""
+    if target.tls is not None and target.tls.sni:
+        return target.tls.sni
+    if target.protocol == TCP or (target.tls is None and len(target.hosts) == 1):
+        return target.hosts[0]
+    return host
+
+
 def upstream_protocol(target):
     if target.upgraded:
         return HTTPS

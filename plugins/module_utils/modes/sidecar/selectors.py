@@ -47,6 +47,62 @@ def sidecar_scopes(policy):
     return {ns: (whole.get(ns, []), scopes) for ns, scopes in selected.items()}
 
 
+def can_select_one_pod(first, second):
+    """Whether one pod can carry the labels of both selectors: every label both name has the
+    same value in each (``{app: a}`` and ``{app: a, tier: t}`` can; ``{app: a}`` and ``{app: b}``
+    cannot)."""
+    return all(second[key] == value for key, value in first.items() if key in second)
+
+
+def selector_overlaps(policy):
+    """Errors for two different workload selectors of one namespace that can pick the same pod.
+
+    Each selector becomes a Sidecar, and Istio applies one Sidecar per workload: a pod both pick
+    would silently lose the hosts of one of them. Sidecar selectors cannot exclude labels, so the
+    grants cannot be merged for the overlap alone; the policy is refused, naming both fields.
+    Identical selectors are one Sidecar with the grants of both, and are fine. (Indexed by label,
+    so a thousand selectors of one namespace are compared in milliseconds.)
+    """
+    field = policy.spelling.key("selector")
+    by_namespace = OrderedDict()
+    for rule in policy.rules:
+        for source in rule.sources:
+            if source.workload_selector:
+                key = tuple(sorted(source.workload_selector.items()))
+                by_namespace.setdefault(source.namespace, OrderedDict()).setdefault(
+                    key, (dict(source.workload_selector), source.path))
+    errors = []
+    for namespace, selectors in by_namespace.items():
+        items = list(selectors.values())
+        has_key, has_pair = {}, {}  # label -> earlier selectors naming it (with that value)
+        for index, (selector, path) in enumerate(items):
+            pairs = list(selector.items())
+            # the usual case: one label every earlier selector names with another value
+            if not any(len(has_key.get(k, ())) - len(has_pair.get((k, v), ())) == index
+                       for k, v in pairs):
+                disjoint = set()
+                for pair in pairs:
+                    disjoint |= has_key.get(pair[0], set()) - has_pair.get(pair, set())
+                meets = set(range(index)) - disjoint
+            else:
+                meets = ()
+            for pair in pairs:
+                has_key.setdefault(pair[0], set()).add(index)
+                has_pair.setdefault(pair, set()).add(index)
+            if not meets:
+                continue
+            other, other_path = items[min(meets)]
+            both = dict(other, **selector)
+            errors.append(
+                "%s.%s: picks pods that %s.%s also picks in namespace %s (a pod labelled %s); "
+                "Istio applies one Sidecar per workload, so such a pod would lose the hosts of "
+                "one of them: make the selectors disjoint (a label both name, with different "
+                "values) or use one selector"
+                % (path, field, other_path, field, namespace,
+                   ",".join("%s=%s" % kv for kv in sorted(both.items()))))
+    return errors
+
+
 # Sidecar egress listeners name the protocol of their port.
 _LISTENER_PROTOCOL = {HTTP: "HTTP", HTTPS: "TLS", TCP: "TCP"}
 
