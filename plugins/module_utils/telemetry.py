@@ -34,11 +34,6 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     TELEMETRY,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.naming import metadata
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import show
-from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import (
-    ACCESS_LOGGING,
-    Telemetry,
-)
 
 # Envoy's file access log, defined in Istio's default mesh config (extensionProviders).
 PROVIDER = "envoy"
@@ -68,31 +63,6 @@ WAYPOINT_DENIED_FILTER = ("response.code == 403 || "
 ALL, ERRORS, DENIED = "all", "errors", "denied"
 HOP_TEXT = {ALL: "access log: every call", ERRORS: "access log: errors",
             DENIED: "access log: denied calls"}
-
-
-def read_telemetry(reader, value, path):
-    """``spec.telemetry`` (``telemetry`` in the module spelling) read by ``reader`` (a
-    :class:`policy.read` reader, errors collected there): a :class:`Telemetry`, or None."""
-    data = reader.mapping(value, path)
-    if data is None:
-        return None
-    sp = reader.spelling
-    logging_key, denied_key = sp.key("access_logging"), sp.key("denied_egress")
-    reader.known_keys(data, path, (logging_key, denied_key))
-    logging_path, denied_path = path + "." + logging_key, path + "." + denied_key
-    logging = data.get(logging_key)
-    if isinstance(logging, bool):
-        # YAML reads unquoted yes/no/on/off as booleans
-        reader.error(logging_path, "must be one of %s, got the boolean %s (to log nothing, write "
-                                   "none)" % (", ".join(ACCESS_LOGGING), logging))
-        logging = None
-    logging = reader.string(logging, logging_path)
-    if logging is not None and logging.lower() not in ACCESS_LOGGING:
-        reader.error(logging_path, "must be one of %s (any case), got %s"
-                     % (", ".join(ACCESS_LOGGING), show(logging)))
-        logging = None
-    denied = reader.boolean(data.get(denied_key), denied_path)
-    return Telemetry(logging.lower() if logging else None, denied)
 
 
 def access_log_name(gateway):
@@ -172,7 +142,7 @@ def waypoint_telemetries(policy, service_entries):
     logged, expression = waypoint_filter(policy)
     if logged is None:
         return []
-    refs = [{"group": NETWORKING.split("/")[0], "kind": "ServiceEntry", "name": name}
+    refs = [{"group": NETWORKING.split("/", 1)[0], "kind": "ServiceEntry", "name": name}
             for name in service_entries]
     objects = []
     for start in range(0, len(refs), MAX_TARGET_REFS):

@@ -49,13 +49,15 @@ def policy(controlplane, admin_api):
     p.cleanup()
 
 
-def telemetry_params(policy, telemetry=LOGGED):
-    """The example's rules with the test's own gateway and source namespaces."""
+def telemetry_params(policy, logged=True):
+    """The example's rules with the test's own gateway and source namespaces, telemetry LOGGED
+    (or none), output auto (the default: the policy is stored too, its CRD is served)."""
     with open(EXAMPLE, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     for item, namespace in zip(data["egress_rules"], policy.namespaces):
         item["from"] = [{"namespace": namespace}]
-    return policy.params(*data["egress_rules"], **({"telemetry": telemetry} if telemetry else {}))
+    extra = {"telemetry": dict(LOGGED)} if logged else {}
+    return dict(policy.params(*data["egress_rules"], **extra), output="auto")
 
 
 @pytest.mark.parametrize("mode", ["sidecar", "ambient"])
@@ -102,7 +104,7 @@ def test_apply_rerun_and_prune_when_telemetry_goes(policy):
     assert policy.writes(mark, dry_run=None) == []
 
     mark = policy.mark()
-    pruned = ok(policy.run(telemetry_params(policy, telemetry=None)))
+    pruned = ok(policy.run(telemetry_params(policy, logged=False)))
     assert keys(pruned, "deleted") == telemetries
     assert not [k for k in policy.live() if k[0] == "Telemetry"]
     writes = policy.writes(mark)
@@ -111,7 +113,7 @@ def test_apply_rerun_and_prune_when_telemetry_goes(policy):
     assert "telemetry" not in get_object(policy.api, "ASMEgressTrafficPolicy", EGRESS_NAMESPACE,
                                          policy.gateway)["spec"]
     mark = policy.mark()
-    assert ok(policy.run(telemetry_params(policy, telemetry=None)))["changed"] is False
+    assert ok(policy.run(telemetry_params(policy, logged=False)))["changed"] is False
     assert policy.writes(mark, dry_run=None) == []
 
 
@@ -279,6 +281,11 @@ def test_role_without_the_prometheusrule_crd_says_so_and_goes_on(controlplane, a
         groups = client.ApisApi(admin_api).get_api_versions().groups
         return "monitoring.coreos.com" not in [g.name for g in groups]
 
+    def established():
+        status = crds.read_custom_resource_definition(PROMETHEUS_RULE_CRD).status
+        return any(c.type == "Established" and c.status == "True"
+                   for c in (status.conditions or ()))
+
     try:
         crds.delete_custom_resource_definition(PROMETHEUS_RULE_CRD)
         wait_until("the PrometheusRule CRD to go", gone, timeout=60)
@@ -291,10 +298,4 @@ def test_role_without_the_prometheusrule_crd_says_so_and_goes_on(controlplane, a
     finally:
         if gone():
             crds.create_custom_resource_definition(body)
-
-        def established():
-            status = crds.read_custom_resource_definition(PROMETHEUS_RULE_CRD).status
-            return any(c.type == "Established" and c.status == "True"
-                       for c in (status.conditions or ()))
-
         wait_until("the PrometheusRule CRD", established, timeout=60)

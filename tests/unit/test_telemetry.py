@@ -35,7 +35,6 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry impor
     gateway_telemetries,
     logged_hops,
     mark_logged,
-    read_telemetry,
     source_namespaces,
     waypoint_filter,
     waypoint_telemetries,
@@ -240,24 +239,3 @@ def test_telemetry_survives_both_spellings(data):
     assert plain(to_params(again)) == plain(to_params(policy))
     assert plain(to_params(again))["telemetry"] == dict(
         (k, v.lower() if isinstance(v, str) else v) for k, v in data["telemetry"].items())
-
-
-def test_read_telemetry_collects_every_error_in_the_reader():
-    from ansible_collections.servicemesh.egress.plugins.module_utils.policy.fields import (
-        FieldReader,
-    )
-    from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model import (
-        PARAMS,
-        RESOURCE,
-    )
-
-    reader = FieldReader(RESOURCE)
-    got = read_telemetry(reader, {"accessLogging": "ALL", "deniedEgress": True}, "spec.telemetry")
-    assert (got.access_logging, got.denied_egress, reader.errors) == ("all", True, [])
-    assert read_telemetry(reader, None, "spec.telemetry") is None
-    reader = FieldReader(PARAMS)
-    assert read_telemetry(reader, {"access_logging": "on", "denied_egress": "x"},
-                          "telemetry").denied_egress is None
-    assert [str(e) for e in reader.errors] == [
-        "telemetry.access_logging: must be one of all, errors, none (any case), got 'on'",
-        "telemetry.denied_egress: must be a boolean, got 'x'"]

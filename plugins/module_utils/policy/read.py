@@ -61,7 +61,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream
     read_traffic_policy,
     wildcard_problem,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import read_telemetry
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.telemetry import read_telemetry
 
 
 def is_resource(data):
