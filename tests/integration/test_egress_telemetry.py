@@ -108,8 +108,10 @@ def test_apply_rerun_and_prune_when_telemetry_goes(policy):
     assert keys(pruned, "deleted") == telemetries
     assert not [k for k in policy.live() if k[0] == "Telemetry"]
     writes = policy.writes(mark)
-    assert sorted((w.verb, w.resource) for w in writes) == sorted(
-        [("delete", "telemetries")] * 3 + [("patch", "asmegresstrafficpolicies")])
+    # the stored policy is patched: its spec (telemetry gone), then its status
+    assert sorted((w.verb, w.resource, w.subresource) for w in writes) == sorted(
+        [("delete", "telemetries", "")] * 3 + [("patch", "asmegresstrafficpolicies", ""),
+                                               ("patch", "asmegresstrafficpolicies", "status")])
     assert "telemetry" not in get_object(policy.api, "ASMEgressTrafficPolicy", EGRESS_NAMESPACE,
                                          policy.gateway)["spec"]
     mark = policy.mark()
