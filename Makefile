@@ -47,6 +47,7 @@ TEST_SUITES += diagram-check   # Mermaid's own parser reads every route diagram
 TEST_SUITES += ee-check        # the AWX execution environment's build context
 TEST_SUITES += integration     # modules, role and CRD against a real kube-apiserver (Go build)
 TEST_SUITES += meshcheck-test  # Istio's own generator and analyzers on the renders (Go build)
+TEST_SUITES += alerts-test     # promtool check and test rules on the role's alerts (Go build)
 TEST_SUITES += molecule-syntax # every molecule scenario's playbooks parse
 TEST_SUITES += molecule        # molecule default scenario on the real control plane
 TEST_SUITES += molecule-ambient # the same in ambient mode

@@ -7,7 +7,8 @@
 #   make verify-mesh POLICY=FILE    render one policy file in both modes and check it
 #   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR]
 #                                   import hand-written objects and prove the import equivalent
-#   make meshcheck-test             the pytest suite around meshcheck
+#   make meshcheck-test             the pytest suites around meshcheck
+#   meshcheck -telemetry DIR...     what a render's spec.telemetry makes the proxies log
 
 MESHCHECK_BUILD := tests/meshcheck/build.sh
 MESHCHECK_OUT := build/meshcheck
@@ -53,6 +54,6 @@ verify-import: collection ## import SRC and prove it equivalent (meshcheck -equi
 	$(BIN)/python scripts/verify-import $(abspath $(SRC)) $(abspath $(OUT)) \
 	  --gateway $(GATEWAY) --sources "$(SOURCES)"
 
-meshcheck-test: collection meshcheck-build ## the pytest suites around meshcheck (renders, mutants)
+meshcheck-test: collection meshcheck-build ## the pytest suites around meshcheck (renders, mutants, import, telemetry)
 	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_mutants.py \
-	  tests/integration/test_meshcheck_import.py
+	  tests/integration/test_meshcheck_import.py tests/integration/test_meshcheck_telemetry.py

@@ -38,6 +38,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     PASSTHROUGH,
     source_text,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import HOP_TEXT
 
 # Characters a Mermaid label may hold as they are. Everything else becomes an entity code
 # (``#34;`` for a double quote): quotes end a quoted label, ``#`` starts an entity code, ``%%{``
@@ -120,6 +121,12 @@ def allowed_text(record, mode):
 # ---------------------------------------------------------------------------- the flowchart
 
 
+def _logged(record, hop):
+    """The line that marks a logged hop (``proxy`` or ``hub``), as a list of 0 or 1 lines."""
+    what = (record.get("logged") or {}).get(hop)
+    return [HOP_TEXT[what]] if what else []
+
+
 def _source_key(source):
     return (source["namespace"], tuple(sorted((source.get("workload_selector") or {}).items())),
             tuple(source.get("service_accounts") or ()))
@@ -147,7 +154,8 @@ def graph(records, mode, gateway):
 
     One box per allowed source (its workload ``wN`` and proxy ``sN``), one box for the gateway or
     waypoint (a node ``gN`` per entry; in ambient mode per entry and ServiceEntry), one box for
-    the external hosts (``hN``); an edge per distinct hop.
+    the external hosts (``hN``); an edge per distinct hop. A proxy that writes an access log for
+    the route (``spec.telemetry``) says so in its node.
     """
     implementation = MODES[mode]
     proxy = implementation.PROXIES[0]
@@ -173,8 +181,10 @@ def graph(records, mode, gateway):
         number = node[1:]
         subgraphs.append({"id": "p" + number, "title": "allowed: " + allowed_text(record, mode),
                           "nodes": [{"id": "w" + number, "shape": "stadium", "lines": ["workload"]},
-                                    {"id": node, "shape": "box", "lines": [proxy]}]})
-    nodes = [{"id": node, "shape": "box", "lines": implementation.hub_node(record)[1]}
+                                    {"id": node, "shape": "box",
+                                     "lines": [proxy] + _logged(record, "proxy")}]})
+    nodes = [{"id": node, "shape": "box",
+              "lines": implementation.hub_node(record)[1] + _logged(record, "hub")}
              for node, record in entries.first]
     subgraphs.append({"id": "gw", "title": implementation.hub_title(gateway), "nodes": nodes})
     subgraphs.append({"id": "ext", "title": "external hosts",
@@ -252,13 +262,22 @@ def markdown(records, mode, gateway, policy_name, route_lines, diagram=None):
         "every arrow carries the port and the TLS of its hop. The boxes on the left are the "
         "sources the policy allows." % (proxy, markdown_escape(title)),
         "",
+    ]
+    if any(record.get("logged") for record in records):
+        out.extend([
+            "A proxy marked *access log* writes a line to its Envoy access log (the proxy's "
+            "standard output) for the calls it names: the policy's `telemetry` "
+            "(docs/observability.md).",
+            "",
+        ])
+    out.extend([
         _fence(diagram, "mermaid"),
         "## Route table",
         "",
         "| allowed source | entry | external host | workload to %s | %s to %s | %s to host |"
         % (proxy, proxy, hub, hub),
         "| --- | --- | --- | --- | --- | --- |",
-    ]
+    ])
     for record in records:
         out.append("| %s |" % " | ".join(markdown_escape(cell) for cell in (
             allowed_text(record, mode), record["entry"], record["host"], request_text(record),

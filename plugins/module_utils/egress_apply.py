@@ -34,6 +34,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.istio import (
     GATEWAY_API,
     NETWORKING,
     SECURITY,
+    TELEMETRY,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.apply import (
     Applier,
@@ -95,10 +96,12 @@ GENERATED_KINDS = [
     (NETWORKING, "VirtualService"),
     (SECURITY, "AuthorizationPolicy"),
     (NETWORKING, "Sidecar"),
+    (TELEMETRY, "Telemetry"),
 ]
 CRD_HINTS = {
     "networking.istio.io": "install Istio's CRDs (istioctl install, or the istio/base Helm chart)",
     "security.istio.io": "install Istio's CRDs (istioctl install, or the istio/base Helm chart)",
+    "telemetry.istio.io": "install Istio's CRDs (istioctl install, or the istio/base Helm chart)",
     "gateway.networking.k8s.io": "install the Gateway API CRDs (standard channel)",
     "istio.alibabacloud.com": (
         "install the ASMEgressTrafficPolicy CRD (the egress_gateway role, or "
@@ -233,6 +236,52 @@ def sidecar_conflicts(applier, desired, owned, owner_labels):
                     % (namespace, other["metadata"]["name"],
                        ",".join("%s=%s" % kv for kv in sorted(mine.items())),
                        obj["metadata"]["name"]))
+    return problems
+
+
+def _log_modes(entries):
+    """The workload modes (CLIENT, SERVER) that accessLogging ``entries`` configure."""
+    modes = set()
+    for entry in entries or []:
+        mode = ((entry or {}).get("match") or {}).get("mode") or "CLIENT_AND_SERVER"
+        modes.update(("CLIENT", "SERVER") if mode == "CLIENT_AND_SERVER" else (mode,))
+    return modes
+
+
+def _namespace_wide(spec):
+    return not ((spec.get("selector") or {}).get("matchLabels") or spec.get("targetRefs")
+                or spec.get("targetRef"))
+
+
+def telemetry_conflicts(applier, desired, owned, owner_labels):
+    """Namespace-wide Telemetry objects we do not own whose access log ours would take over.
+
+    Istio gives each proxy one access-log filter per provider, from the most specific Telemetry
+    that sets one; ours select pods or ServiceEntries, so in their namespace they replace a
+    namespace-wide Telemetry's access log (same direction, client or server) for what they
+    select. That is reported before any write; ``force`` creates ours anyway."""
+    problems = []
+    for obj in desired:
+        if obj.get("kind") != "Telemetry" or not obj.get("apiVersion", "").startswith(
+                "telemetry.istio.io/") or identity(obj) in owned:
+            continue
+        namespace = obj["metadata"]["namespace"]
+        ours = _log_modes((obj.get("spec") or {}).get("accessLogging"))
+        for other in applier.list_namespace(obj["apiVersion"], "Telemetry", namespace):
+            spec = other.get("spec") or {}
+            if identity(other) == identity(obj) or owned_by(other, owner_labels):
+                continue
+            overlap = ours & _log_modes(spec.get("accessLogging"))
+            if _namespace_wide(spec) and overlap:
+                problems.append(
+                    "Telemetry %s/%s (namespace-wide, not owned by this policy) sets the access "
+                    "log (%s) that Telemetry %s of this policy takes over for the %s it selects: "
+                    "Istio gives each proxy one access log filter per provider, taken from the "
+                    "most specific Telemetry; set force: true to create it anyway, or remove the "
+                    "other one's accessLogging"
+                    % (namespace, other["metadata"]["name"], ", ".join(sorted(overlap)).lower(),
+                       obj["metadata"]["name"],
+                       "ServiceEntries" if (obj.get("spec") or {}).get("targetRefs") else "pods"))
     return problems
 
 
@@ -408,7 +457,8 @@ def apply_policy(params, client_factory, check_mode=False, diff=False, workers=4
         unplanned = [o for o in desired if o["metadata"].get("namespace") in skipped]
         desired = [o for o in desired if o["metadata"].get("namespace") not in skipped]
         existing = applier.lookup(desired, owned)
-        side = sidecar_conflicts(applier, desired, owned, owner_labels)
+        side = (sidecar_conflicts(applier, desired, owned, owner_labels)
+                + telemetry_conflicts(applier, desired, owned, owner_labels))
         force = bool(params.get("force"))
         changes, conflicts = plan(desired, owned, existing, owner_labels, FIELD_MANAGER,
                                   HASH_ANNOTATION, force=force,

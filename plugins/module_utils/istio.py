@@ -17,6 +17,7 @@ from collections import OrderedDict
 NETWORKING = "networking.istio.io/v1"
 SECURITY = "security.istio.io/v1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+TELEMETRY = "telemetry.istio.io/v1"
 
 # The namespace of the egress gateway, its Istio objects and the policy resource (ASM's rule).
 EGRESS_NAMESPACE = "istio-egress"

@@ -18,16 +18,18 @@ description:
   - Reads an egress policy (Alibaba ASM's C(ASMEgressTrafficPolicy) resource, or the same policy
     written as module parameters), validates it, expands it into open-source Istio resources
     (C(ServiceEntry), C(DestinationRule), C(Gateway), C(VirtualService), C(AuthorizationPolicy),
-    C(Sidecar)) and applies them with server-side apply (field manager C(servicemesh.egress)).
+    C(Sidecar), C(Telemetry)) and applies them with server-side apply (field manager
+    C(servicemesh.egress)).
   - One task applies the whole bundle with one API client and one discovery request. Objects
     whose live state already matches are not written, so a run that changes nothing sends no
     write request at all.
   - Objects of this policy that are no longer generated are deleted (pruned). Only objects that
     carry both ownership labels of this policy (C(app.kubernetes.io/managed-by=servicemesh.egress)
     and C(egress.servicemesh.io/policy=<name>)) are ever pruned or deleted.
-  - An existing object with a generated name that this policy does not own, or a Sidecar we do
-    not own where the policy needs the namespace-wide Sidecar, fails the task before any write
-    unless O(force=true).
+  - An existing object with a generated name that this policy does not own, a Sidecar we do
+    not own where the policy needs the namespace-wide Sidecar, or a namespace-wide C(Telemetry)
+    we do not own whose access log one of the policy's C(Telemetry) objects would take over,
+    fails the task before any write unless O(force=true).
   - Missing CRDs and missing namespaces fail the task before any write.
   - "The policy is read on the host the module runs on. With C(connection: local) (the usual way
     to talk to a cluster) that is the Ansible controller, so O(src) is a path on the controller."
@@ -302,6 +304,32 @@ options:
       create:
         description: Create the waypoint (false - use an existing one).
         type: bool
+  telemetry:
+    description:
+      - What the mesh logs about the policy's traffic (an extension beyond ASM; the resource
+        spells it C(spec.telemetry) with C(accessLogging) and C(deniedEgress)). Rendered as
+        C(telemetry.istio.io/v1) C(Telemetry) objects that name the C(envoy) provider (Envoy's
+        access log on the proxy's standard output); the collection's C(docs/observability.md)
+        says where each line appears and how to read it.
+    type: dict
+    suboptions:
+      access_logging:
+        description:
+          - The access log of the egress gateway (sidecar mode) or of the waypoint for the
+            policy's ServiceEntries (ambient mode).
+          - V(all) logs every request and connection; V(errors) those with an HTTP status of
+            400 or more, an Envoy response flag (connection failures, no route, ...) or a TCP
+            connection closed by an authorization policy; V(none) (the default) changes nothing.
+        type: str
+        choices: [all, errors, none]
+      denied_egress:
+        description:
+          - Log, at the sidecars of each source namespace (outbound), the calls that went
+            nowhere - a host the mesh does not know (C(BlackHoleCluster), route C(block_all)), no
+            route, or a 403 from the egress gateway - so a team sees its own refused calls.
+          - In ambient mode the sources have no sidecar; the waypoint logs what its
+            authorization policies refuse instead (a warning says so).
+        type: bool
   labels:
     description:
       - Labels of the policy resource (with O(output=crd) or O(output=both)).
@@ -359,7 +387,8 @@ options:
   force:
     description:
       - Take over objects with a generated name that this policy does not own (labels missing or
-        naming another policy), and create Sidecars even where an unowned one conflicts.
+        naming another policy), and create Sidecars and Telemetry objects even where an unowned
+        one conflicts (a warning names it).
       - Fields that only the previous owner set stay on a taken-over object.
     type: bool
     default: false
@@ -382,7 +411,7 @@ notes:
     C(asmegresstrafficpolicies/status); without it the module warns and the apply stands."
   - Diff mode (C(--diff)) returns the before and after state of every object that changes,
     created and deleted ones included.
-  - Objects are applied kind by kind (ServiceEntry and DestinationRule first, Sidecars last);
+  - Objects are applied kind by kind (ServiceEntry and DestinationRule first, Telemetry last);
     deletes run in the reverse order. Transient API errors (HTTP 409 on apply, 429, 500, 502,
     503, 504, dropped connections) are retried a few times with backoff.
   - Each applied object carries the annotation C(egress.servicemesh.io/applied-hash); the
@@ -442,6 +471,20 @@ EXAMPLES = r"""
   servicemesh.egress.egress_policy:
     definition: "{{ lookup('ansible.builtin.file', 'policy.yaml') | from_yaml }}"
     output: both
+
+- name: Log the gateway's errors and, in each source namespace, the calls that went nowhere
+  servicemesh.egress.egress_policy:
+    gateway: egressgateway-a
+    telemetry:
+      access_logging: errors
+      denied_egress: true
+    egress_rules:
+      - from:
+          - namespace: mytest
+        to:
+          - name: httpbin
+            hosts: [httpbin.org]
+            port: {number: 443, protocol: HTTPS}
 
 - name: Take over objects created by hand before
   servicemesh.egress.egress_policy:
@@ -657,6 +700,9 @@ def argument_spec():
         namespace=dict(type="str"),
         waypoint=dict(type="dict", options=dict(
             name=dict(type="str"), namespace=dict(type="str"), create=dict(type="bool"))),
+        telemetry=dict(type="dict", options=dict(
+            access_logging=dict(type="str", choices=["all", "errors", "none"]),
+            denied_egress=dict(type="bool"))),
         labels=dict(type="dict"),
         annotations=dict(type="dict"),
         definition=dict(type="dict"),

@@ -31,6 +31,7 @@ KINDS = {
     "VirtualService": ("networking.istio.io", "v1", "virtualservices"),
     "AuthorizationPolicy": ("security.istio.io", "v1", "authorizationpolicies"),
     "Sidecar": ("networking.istio.io", "v1", "sidecars"),
+    "Telemetry": ("telemetry.istio.io", "v1", "telemetries"),
     "ASMEgressTrafficPolicy": ("istio.alibabacloud.com", "v1beta1", "asmegresstrafficpolicies"),
 }
 PLURALS = dict((v[2], k) for k, v in KINDS.items())

@@ -118,10 +118,12 @@ def test_crds_are_established(controlplane, admin_api):
         "gateways.networking.istio.io",
         "sidecars.networking.istio.io",
         "authorizationpolicies.security.istio.io",
+        "telemetries.telemetry.istio.io",
         "gateways.gateway.networking.k8s.io",
         "httproutes.gateway.networking.k8s.io",
         "gatewayclasses.gateway.networking.k8s.io",
         "asmegresstrafficpolicies.istio.alibabacloud.com",
+        "prometheusrules.monitoring.coreos.com",
     ):
         assert name in established
 

@@ -146,7 +146,8 @@ def test_the_role_and_its_policies_with_exactly_the_shipped_rbac(controlplane, a
         assert controlplane.writes(user=installer.user, since=mark, dry_run=False) == []
         for label, args in (("present", []), ("rerun", []), ("check mode", ["--check"]),
                             ("with the optional objects", ["-e", "egress_gateway_autoscaling=true",
-                                                           "-e", "egress_gateway_network_policy=true"])):
+                                                           "-e", "egress_gateway_network_policy=true",
+                                                           "-e", "egress_gateway_alerts=true"])):
             rc, out = run(cmd + args + [role_playbook(tmp_path, gateway, source)], env)
             assert rc == 0, "%s: %s" % (label, out[-5000:])
         assert owned_objects(admin_api, "egress-by-" + gateway)
@@ -174,9 +175,11 @@ def test_the_role_and_its_policies_with_exactly_the_shipped_rbac(controlplane, a
     unused = sorted(g for g in role_grants - used if g[2] != "update")
     print("\nwrites by %s: %d; grants never used: %s" % (installer.user, len(writes), unused))
     module_kinds = {"serviceentries", "destinationrules", "gateways", "virtualservices",
-                    "sidecars", "authorizationpolicies", "asmegresstrafficpolicies"}
-    # the role's own grants are all used; the modules' grants cover kinds seed 1 does not need
-    # (Sidecars, waypoints), which test_egress_policy_module.py exercises
+                    "sidecars", "authorizationpolicies", "asmegresstrafficpolicies",
+                    "telemetries"}
+    # the role's own grants are all used (the PrometheusRule too); the modules' grants cover kinds
+    # seed 1 does not need (Sidecars, waypoints, Telemetry), which test_egress_policy_module.py
+    # and test_egress_telemetry.py exercise
     assert [g for g in unused if g[1] not in module_kinds] == []
 
     # what the token cannot do

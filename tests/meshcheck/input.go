@@ -667,6 +667,8 @@ func podDoc(name, ns string, labels map[string]string, sa, ip string, ports []ma
 	containers := []map[string]any{}
 	if !gateway {
 		containers = append(containers, map[string]any{"name": "app", "image": "registry.example/meshcheck/app:1"})
+		// Istio's sidecar injector labels every pod it injects (not gateways) with this.
+		labels = merged(labels, map[string]string{tlsModeLabel: "istio"})
 	} else {
 		annotations["inject.istio.io/templates"] = "gateway"
 	}

@@ -51,6 +51,7 @@ func main() {
 	runs := flag.Int("runs", 5, "with -cost: generations per proxy (the median time is reported)")
 	equiv := flag.Bool("equiv", false, "compare instead of check: meshcheck -equiv ORIGINAL.yaml RENDER_DIR, the hand-written objects against the render of the policy imported from them (equiv.go)")
 	report := flag.String("report", "", "with -equiv: the import's import-report.json (default: next to RENDER_DIR)")
+	telemetry := flag.Bool("telemetry", false, "check instead what each DIR's spec.telemetry makes the proxies log, in either mode (telemetry.go)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: meshcheck [flags] DIR...\n\nEach DIR holds policy.yaml, resources.yaml and routes.json as rendered by scripts/render-policy.\n\n")
 		flag.PrintDefaults()
@@ -77,6 +78,9 @@ func main() {
 	quietIstio(*verbose)
 	if *cost {
 		os.Exit(runCost(flag.Args(), *runs))
+	}
+	if *telemetry {
+		os.Exit(runTelemetry(flag.Args(), *outbound, *failuresOnly))
 	}
 
 	start := time.Now()

@@ -35,6 +35,8 @@ RULES = [
      r"^K8S_AUTH_KUBECONFIG=build/fleet/\S+ K8S_AUTH_CONTEXT= ansible-playbook -i awx/fleet_inventory",
      FLEET),
     (r"^make collection$", LOCAL),
+    (r"^make (alerts-test|promtool)$",
+     "make test runs alerts-test (promtool, a Go build cached outside the repository)"),
     (r"^make (docs|docs-check|package|package-test|demo-installed|changelog-check)\b",
      "a suite of make test runs it (docs-check generates the reference into build/ and "
      "compares; package-test)"),

@@ -24,6 +24,7 @@ KINDS = {
     "virtualservices": ("networking.istio.io", "v1", "VirtualService"),
     "sidecars": ("networking.istio.io", "v1", "Sidecar"),
     "authorizationpolicies": ("security.istio.io", "v1", "AuthorizationPolicy"),
+    "telemetries": ("telemetry.istio.io", "v1", "Telemetry"),
     "asmegresstrafficpolicies": ("istio.alibabacloud.com", "v1beta1", "ASMEgressTrafficPolicy"),
 }
 

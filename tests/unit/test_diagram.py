@@ -347,3 +347,25 @@ def test_allowed_text_says_when_a_selector_is_not_enforced():
     record = result["routes"][0]
     assert diagram.allowed_text(record, "sidecar") == "ns/a=b"
     assert diagram.allowed_text(record, "ambient") == "ns/a=b (selector not enforced)"
+
+
+# ---------------------------------------------------------------------------- logged hops
+
+
+def test_logged_hops_are_marked_on_their_proxies():
+    data = params(http(), sources=[{"namespace": "shop"}],
+                  telemetry={"access_logging": "errors", "denied_egress": True})
+    result, graph = chart(data, "sidecar")
+    assert nodes(graph)["s0"] == ["sidecar", "access log: denied calls"]
+    assert nodes(graph)["g0"][-1] == "access log: errors"
+    page = diagram.render_markdown(result)
+    assert "A proxy marked *access log* writes a line to its Envoy access log" in page
+    result, graph = chart(data, "ambient")
+    assert nodes(graph)["s0"] == ["ztunnel"]
+    assert nodes(graph)["g0"][-1] == "access log: errors"
+    data["telemetry"] = {"access_logging": "all"}
+    assert nodes(chart(data, "sidecar")[1])["g0"][-1] == "access log: every call"
+    del data["telemetry"]
+    result, graph = chart(data, "sidecar")
+    assert not any("access log" in line for lines in nodes(graph).values() for line in lines)
+    assert "access log" not in diagram.render_markdown(result)

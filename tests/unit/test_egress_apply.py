@@ -266,7 +266,8 @@ def test_kind_order_without_objects_is_the_generated_kinds_policy_resource_first
         ("networking.istio.io", "Gateway"),
         ("networking.istio.io", "VirtualService"),
         ("security.istio.io", "AuthorizationPolicy"),
-        ("networking.istio.io", "Sidecar")]
+        ("networking.istio.io", "Sidecar"),
+        ("telemetry.istio.io", "Telemetry")]
 
 
 def test_kind_order_follows_the_objects_then_the_other_generated_kinds():
@@ -284,7 +285,8 @@ def test_kind_order_follows_the_objects_then_the_other_generated_kinds():
         ("networking.istio.io", "DestinationRule"),
         ("networking.istio.io", "Gateway"),
         ("networking.istio.io", "VirtualService"),
-        ("networking.istio.io", "Sidecar")]
+        ("networking.istio.io", "Sidecar"),
+        ("telemetry.istio.io", "Telemetry")]
 
 
 def test_render_params_reads_module_parameters_and_the_mode():
@@ -539,3 +541,99 @@ def test_ambient_warns_about_namespaces_not_enrolled():
     assert egress_apply.namespace_check(applier, rendered["objects"], set(), rendered,
                                         False) == ([], [], [])
     assert egress_apply.display_record(rendered["objects"][0])["kind"] == "Gateway"
+
+
+# ---------------------------------------------------------------------------- telemetry
+
+
+def telemetry(name, namespace="mytest", selector=None, logging=None, labels=None):
+    spec = {}
+    if selector:
+        spec["selector"] = {"matchLabels": selector}
+    if logging is not None:
+        spec["accessLogging"] = logging
+    return {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
+            "spec": spec}
+
+
+LOGGED = {"access_logging": "errors", "denied_egress": True}
+
+
+def test_telemetry_objects_are_applied_pruned_and_rerun_without_writes(cluster):
+    first = apply(cluster, policy(telemetry=LOGGED))
+    assert ("created", "Telemetry", "istio-egress", "egw-access-log") in actions(first)
+    assert ("created", "Telemetry", "mytest", "egw-denied-egress") in actions(first)
+    mark = len(cluster.requests)
+    assert apply(cluster, policy(telemetry=LOGGED))["changed"] is False
+    assert [r for r in cluster.requests[mark:] if r[0] != "GET"] == []
+    # telemetry removed: both objects pruned, nothing else touched but the policy resource
+    result = apply(cluster, policy())
+    assert [a for a in actions(result) if a[0] != "unchanged"] == [
+        ("deleted", "Telemetry", "istio-egress", "egw-access-log"),
+        ("deleted", "Telemetry", "mytest", "egw-denied-egress"),
+        ("updated", "ASMEgressTrafficPolicy", "istio-egress", "egw")]
+    assert cluster.names("telemetries") == []
+
+
+def test_namespace_wide_telemetry_of_someone_else_is_a_conflict(cluster):
+    cluster.put(telemetry("mesh-logs", logging=[{"providers": [{"name": "otel"}]}]),
+                "telemetries")
+    with pytest.raises(egress_apply.EgressFailure) as exc:
+        apply(cluster, policy(telemetry=LOGGED))
+    assert exc.value.errors == [
+        "Telemetry mytest/mesh-logs (namespace-wide, not owned by this policy) sets the access log "
+        "(client) that Telemetry egw-denied-egress of this policy takes over for the pods "
+        "it selects: Istio gives each proxy one access log filter per provider, taken from the "
+        "most specific Telemetry; set force: true to create it anyway, or remove the other one's "
+        "accessLogging"]
+    assert exc.value.msg.startswith("1 object in the way of policy egw (nothing was written)")
+    assert cluster.writes() == []
+    result = apply(cluster, policy(telemetry=LOGGED, force=True))
+    assert result["warnings"][0] == "force: " + exc.value.errors[0]
+    assert ("created", "Telemetry", "mytest", "egw-denied-egress") in actions(result)
+    assert "telemetries mytest/mesh-logs" in cluster.names()  # never touched
+    # ours in place: not checked again; the rerun only rewrites the policy's status (its force
+    # warning is gone), and the next one writes nothing
+    again = apply(cluster, policy(telemetry=LOGGED))
+    assert {a[0] for a in actions(again)} == {"unchanged"} and again["policy_status"]["written"]
+    assert "force" not in again["policy_status"]["message"]
+    assert apply(cluster, policy(telemetry=LOGGED))["changed"] is False
+
+
+def test_telemetry_conflicts_only_where_the_access_logs_meet(cluster):
+    owner = egress_apply.ownership_labels("egw")
+    server_only = [{"providers": [{"name": "envoy"}], "match": {"mode": "SERVER"}}]
+    cluster.put(telemetry("inbound", logging=server_only), "telemetries")       # other direction
+    cluster.put(telemetry("metrics-only"), "telemetries")                        # no access log
+    cluster.put(telemetry("selective", selector={"app": "x"}, logging=[{}]), "telemetries")
+    cluster.put(telemetry("gw", namespace="istio-egress", logging=server_only), "telemetries")
+    applier = egress_apply.make_applier(client_for(cluster)())
+    from ansible_collections.servicemesh.egress.plugins.module_utils.expand import expand
+    desired = [o for o in expand(policy(telemetry=LOGGED))[0] if o["kind"] == "Telemetry"]
+    # the gateway's Telemetry logs both directions (no match): a server-side one meets it
+    assert egress_apply.telemetry_conflicts(applier, desired, {}, owner) == [
+        "Telemetry istio-egress/gw (namespace-wide, not owned by this policy) sets the access log "
+        "(server) that Telemetry egw-access-log of this policy takes over for the pods it "
+        "selects: Istio gives each proxy one access log filter per provider, taken from the most "
+        "specific Telemetry; set force: true to create it anyway, or remove the other one's "
+        "accessLogging"]
+    owned = {compare.identity(o): o for o in desired}
+    assert egress_apply.telemetry_conflicts(applier, desired, owned, owner) == []
+    ambient = [o for o in expand(policy(telemetry=LOGGED), "ambient")[0] if o["kind"] == "Telemetry"]
+    assert "for the ServiceEntries it selects" in egress_apply.telemetry_conflicts(
+        applier, ambient, {}, owner)[0]
+    cluster.put(telemetry("old", namespace="istio-egress", labels=owner), "telemetries")
+    assert len(egress_apply.telemetry_conflicts(applier, desired, {}, owner)) == 1
+
+
+def test_missing_telemetry_crd_fails_before_any_write():
+    cluster = FakeCluster(kinds={k: v for k, v in KINDS.items() if k != "telemetries"})
+    with pytest.raises(egress_apply.EgressFailure) as exc:
+        apply(cluster, policy(telemetry=LOGGED))
+    assert exc.value.msg == (
+        "the cluster cannot take policy egw: the API server does not serve telemetry.istio.io/v1 "
+        "Telemetry (CRD telemetries.telemetry.istio.io is not installed): install Istio's CRDs "
+        "(istioctl install, or the istio/base Helm chart)")
+    assert cluster.writes() == []
+    assert apply(cluster, policy())["changed"]  # without telemetry the kind is not needed

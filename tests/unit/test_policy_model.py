@@ -13,6 +13,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.model im
     Source,
     Spelling,
     Target,
+    Telemetry,
     Tls,
     TrafficPolicy,
     Waypoint,
@@ -66,6 +67,18 @@ def test_every_model_object_is_read_only():
             delattr(obj, attribute)
     assert http.methods == ("GET",) and source.selector_text() == "app=a"
     assert [t.name for t in policy.targets()] == ["e"] and policy.written == {}
+
+
+def test_telemetry_defaults_and_spellings():
+    assert (Telemetry().logging, Telemetry().denied) == ("none", False)
+    assert (Telemetry("errors", True).logging, Telemetry("errors", True).denied) == ("errors", True)
+    assert Telemetry().access_logging is None and Telemetry().denied_egress is None
+    assert RESOURCE.key("access_logging") == "accessLogging"
+    assert PARAMS.key("denied_egress") == "denied_egress"
+    policy = Policy("egw", "istio-egress", "egw", [])
+    assert policy.telemetry is None and policy.observed.logging == "none"
+    with pytest.raises(AttributeError, match="read-only"):
+        Telemetry().access_logging = "all"
 
 
 def test_tls_traffic_policy_and_wildcards_of_a_target():

@@ -585,3 +585,43 @@ def test_read_identity_reads_the_name_alone():
     assert (name, field, findings.errors) == (None, "spec.byEgressGateway.name", ())
     name, field, findings = read_identity({"gateway": "Bad"})
     assert name is None and findings.errors == ("gateway: must be a DNS-1123 label, got 'Bad'",)
+
+
+# ---------------------------------------------------------------------------- telemetry
+
+
+def test_telemetry_read_in_both_spellings():
+    policy = load(params(http(), telemetry={"access_logging": "Errors", "denied_egress": "yes"}))[0]
+    assert (policy.telemetry.access_logging, policy.telemetry.denied_egress) == ("errors", True)
+    resource = example("seed-1-http")
+    resource["spec"]["telemetry"] = {"accessLogging": "all", "deniedEgress": False}
+    policy = load(resource)[0]
+    assert (policy.telemetry.logging, policy.telemetry.denied) == ("all", False)
+    assert load(params(http()))[0].telemetry is None
+
+
+def test_telemetry_errors_name_the_field_and_come_all_at_once():
+    data = params(http(), telemetry={"access_logging": "verbose", "denied_egress": "maybe",
+                                     "tracing": True})
+    assert errors(data) == [
+        "telemetry.tracing: unknown field (expected one of: access_logging, denied_egress)",
+        "telemetry.access_logging: must be one of all, errors, none (any case), got 'verbose'",
+        "telemetry.denied_egress: must be a boolean, got 'maybe'",
+    ]
+    resource = example("seed-1-http")
+    resource["spec"]["telemetry"] = {"accessLogging": False, "deniedEgress": 3}
+    resource["spec"]["egressRules"][0]["to"][0]["port"]["number"] = 0
+    assert errors(resource) == [
+        "spec.telemetry.accessLogging: must be one of all, errors, none, got the boolean False "
+        "(to log nothing, write none)",
+        "spec.telemetry.deniedEgress: must be a boolean, got 3",
+        "spec.egressRules[0].to[0].port.number: must be an integer from 1 to 65535, got 0",
+    ]
+
+
+def test_telemetry_must_be_a_mapping():
+    assert errors(params(http(), telemetry="errors")) == [
+        "telemetry: must be a mapping, got a string"]
+    resource = example("seed-1-http")
+    resource["spec"]["telemetry"] = ["all"]
+    assert errors(resource) == ["spec.telemetry: must be a mapping, got a list"]

@@ -21,7 +21,7 @@ POLICY = {"gateway": "egw", "egress_rules": [{"from": [{"namespace": "mytest"}],
 
 def test_policy_parameters_are_the_module_style_top_level_fields_but_mode():
     assert set(POLICY_PARAMETERS) == {"name", "namespace", "gateway", "egress_rules", "waypoint",
-                                      "labels", "annotations"}
+                                      "labels", "annotations", "telemetry"}
 
 
 def test_policy_name_for_absent():

@@ -106,3 +106,32 @@ def test_lower_case_protocol_is_written_upper_case():
     data["spec"]["egressRules"][0]["to"][0]["port"]["protocol"] = "http"
     resource = plain(to_resource(load(data)[0]))
     assert resource["spec"]["egressRules"][0]["to"][0]["port"]["protocol"] == "HTTP"
+
+
+@pytest.mark.parametrize("telemetry", [
+    {"access_logging": "errors", "denied_egress": True},
+    {"access_logging": "all"},
+    {"denied_egress": False},
+    {},
+])
+def test_telemetry_round_trips_in_both_spellings(telemetry):
+    data = params(http(), telemetry=telemetry)
+    policy = load(copy.deepcopy(data))[0]
+    out = plain(to_params(policy))
+    assert out["telemetry"] == telemetry
+    resource = plain(to_resource(policy))
+    names = {"access_logging": "accessLogging", "denied_egress": "deniedEgress"}
+    assert resource["spec"]["telemetry"] == dict((names[k], v) for k, v in telemetry.items())
+    assert plain(to_params(load(resource)[0])) == out
+    assert expand(resource)[0] == expand(data)[0]
+
+
+def test_policy_without_telemetry_writes_none():
+    policy = load(params(http()))[0]
+    assert "telemetry" not in plain(to_params(policy))
+    assert "telemetry" not in plain(to_resource(policy))["spec"]
+
+
+def test_access_logging_is_written_lower_case():
+    policy = load(params(http(), telemetry={"access_logging": "ERRORS"}))[0]
+    assert plain(to_resource(policy))["spec"]["telemetry"] == {"accessLogging": "errors"}

@@ -27,6 +27,9 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "T
 # The data-plane modes a policy may name (modes.MODES implements each).
 MODE_NAMES = ("sidecar", "ambient")
 DEFAULT_MODE = "sidecar"
+# spec.telemetry.accessLogging: what the egress gateway (or the waypoint) logs.
+ACCESS_LOGGING = ("all", "errors", "none")
+DEFAULT_ACCESS_LOGGING = "none"
 
 
 class Spelling:
@@ -58,6 +61,8 @@ RESOURCE = Spelling(
         "subject_alt_names": "subjectAltNames",
         "traffic_policy": "trafficPolicy",
         "dynamic_dns": "dynamicDns",
+        "access_logging": "accessLogging",
+        "denied_egress": "deniedEgress",
         "name": "metadata.name",
         "namespace": "metadata.namespace",
         "labels": "metadata.labels",
@@ -81,6 +86,8 @@ PARAMS = Spelling(
         "subject_alt_names": "subject_alt_names",
         "traffic_policy": "traffic_policy",
         "dynamic_dns": "dynamic_dns",
+        "access_logging": "access_logging",
+        "denied_egress": "denied_egress",
     },
 )
 # TLS the gateway (or waypoint) originates to an external service (``to[].tls.mode``).
@@ -263,19 +270,45 @@ class Waypoint(_Frozen):
         self._init(name=name, namespace=namespace, create=create)
 
 
+class Telemetry(_Frozen):
+    """What the mesh logs about the policy's traffic (an extension beyond ASM): the access log of
+    the egress gateway or waypoint (``access_logging``: all, errors or none) and the calls each
+    source namespace's sidecars could not make (``denied_egress``). Values as written: None
+    when absent (the defaults: none, false)."""
+
+    __slots__ = ("access_logging", "denied_egress")
+
+    def __init__(self, access_logging=None, denied_egress=None):
+        self._init(access_logging=access_logging, denied_egress=denied_egress)
+
+    @property
+    def logging(self):
+        """The access log of the gateway or waypoint, default applied."""
+        return self.access_logging or DEFAULT_ACCESS_LOGGING
+
+    @property
+    def denied(self):
+        return bool(self.denied_egress)
+
+
 class Policy(_Frozen):
     """A whole policy as the user wrote it (gateway ports as written, ``mode`` as written)."""
 
     __slots__ = ("name", "namespace", "gateway", "rules", "mode", "waypoint", "labels",
-                 "annotations", "spelling", "written")
+                 "annotations", "spelling", "written", "telemetry")
 
     def __init__(self, name, namespace, gateway, rules, mode=None, waypoint=None, labels=None,
-                 annotations=None, spelling=PARAMS, written=None):
+                 annotations=None, spelling=PARAMS, written=None, telemetry=None):
         # mode: None when not written (sidecar). written: which optional top-level values the
-        # user wrote, so the round trip leaves the rest out.
+        # user wrote, so the round trip leaves the rest out. telemetry: None when not written.
         self._init(name=name, namespace=namespace, gateway=gateway, rules=tuple(rules),
                    mode=mode, waypoint=waypoint, labels=labels, annotations=annotations,
-                   spelling=spelling, written=dict(written or {}))
+                   spelling=spelling, written=dict(written or {}), telemetry=telemetry)
+
+    @property
+    def observed(self):
+        """The telemetry settings, defaults applied (an empty :class:`Telemetry` when absent)."""
+        return self.telemetry if self.telemetry is not None else Telemetry()
 
     def targets(self):
         for rule in self.rules:

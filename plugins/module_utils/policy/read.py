@@ -61,6 +61,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.policy.upstream
     read_traffic_policy,
     wildcard_problem,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.telemetry import read_telemetry
 
 
 def is_resource(data):
@@ -107,12 +108,12 @@ _RESOURCE_TOP = ("apiVersion", "kind", "metadata", "spec", "status")
 _RESOURCE_META_IGNORED = ("uid", "resourceVersion", "generation", "creationTimestamp",
                           "managedFields", "selfLink", "finalizers", "ownerReferences",
                           "deletionTimestamp", "deletionGracePeriodSeconds", "generateName")
-_RESOURCE_SPEC = ("byEgressGateway", "egressRules", "mode", "waypoint")
+_RESOURCE_SPEC = ("byEgressGateway", "egressRules", "mode", "waypoint", "telemetry")
 # kubectl's record of its last apply: present in `kubectl get -o yaml` output, never policy data.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # The top-level fields of the module-style spelling (the modules' policy options).
 PARAMS_FIELDS = ("name", "namespace", "gateway", "egress_rules", "mode", "waypoint", "labels",
-                 "annotations")
+                 "annotations", "telemetry")
 
 
 def _mapping(value):
@@ -135,6 +136,7 @@ def _resource_top(data):
         "rules": spec.get("egressRules"),
         "mode": spec.get("mode"),
         "waypoint": spec.get("waypoint"),
+        "telemetry": spec.get("telemetry"),
     }
 
 
@@ -149,6 +151,7 @@ def _params_top(data):
         "rules": data.get("egress_rules"),
         "mode": data.get("mode"),
         "waypoint": data.get("waypoint"),
+        "telemetry": data.get("telemetry"),
     }
 
 
@@ -232,6 +235,7 @@ def _read_common(reader, top, gateway_required_path):
             mode = None
 
     waypoint = _read_waypoint(reader, top["waypoint"], root + "waypoint")
+    telemetry = read_telemetry(reader, top["telemetry"], root + "telemetry")
 
     rules_path = root + sp.key("rules")
     raw_rules = reader.sequence(top["rules"], rules_path, required=True, non_empty=True) or []
@@ -241,7 +245,7 @@ def _read_common(reader, top, gateway_required_path):
         if rule is not None:
             rules.append(rule)
     return Policy(name, namespace, gateway, rules, mode=mode, waypoint=waypoint, labels=labels,
-                  annotations=annotations, spelling=sp, written=written)
+                  annotations=annotations, spelling=sp, written=written, telemetry=telemetry)
 
 
 def _read_waypoint(reader, value, path):

@@ -109,6 +109,13 @@ def _write_waypoint(waypoint):
                                    ("create", waypoint.create)]))
 
 
+def _write_telemetry(telemetry, sp):
+    if telemetry is None:
+        return None
+    return _drop_none(OrderedDict([(sp.key("access_logging"), telemetry.access_logging),
+                                   (sp.key("denied_egress"), telemetry.denied_egress)]))
+
+
 def to_resource(policy):
     """The policy as the ``ASMEgressTrafficPolicy`` object (gateway ports as written)."""
     metadata = OrderedDict([("name", policy.name), ("namespace", policy.namespace)])
@@ -122,6 +129,9 @@ def to_resource(policy):
     waypoint = _write_waypoint(policy.waypoint)
     if waypoint is not None:
         spec["waypoint"] = waypoint
+    telemetry = _write_telemetry(policy.telemetry, RESOURCE)
+    if telemetry is not None:
+        spec["telemetry"] = telemetry
     spec["egressRules"] = _write_rules(policy, RESOURCE)
     return OrderedDict([("apiVersion", API_VERSION), ("kind", KIND), ("metadata", metadata),
                         ("spec", spec)])
@@ -140,6 +150,9 @@ def to_params(policy):
     waypoint = _write_waypoint(policy.waypoint)
     if waypoint is not None:
         out["waypoint"] = waypoint
+    telemetry = _write_telemetry(policy.telemetry, PARAMS)
+    if telemetry is not None:
+        out["telemetry"] = telemetry
     if policy.labels is not None:
         out["labels"] = dict(policy.labels)
     if policy.annotations is not None:

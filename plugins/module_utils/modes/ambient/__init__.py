@@ -53,6 +53,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     tls_text,
     upstream_record,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import (
+    mark_logged,
+    waypoint_telemetries,
+)
 
 NAME = "ambient"
 # The proxy beside the workload, and the proxy every route goes through.
@@ -130,6 +134,13 @@ def check(loaded):
                     "PILOT_ENABLE_IP_AUTOALLOCATE, on by default since Istio 1.25): ztunnel tells "
                     "%s apart from other TCP traffic on port %d only by the address allocated to "
                     "its ServiceEntry" % (target.path, target.hosts[0], target.port.number))
+    if policy.observed.denied:
+        warnings.append(
+            "%stelemetry.%s: in ambient mode the source namespaces have no sidecar to log at "
+            "(ztunnel carries their traffic): the waypoint logs the calls its authorization "
+            "policies refuse (HTTP 403, TCP connections closed); calls to hosts the policy does "
+            "not list never reach the waypoint (docs/observability.md)"
+            % (sp.root, sp.key("denied_egress")))
     return Findings(errors, warnings)
 
 
@@ -192,6 +203,8 @@ def expand(loaded):
     AuthorizationPolicies, and the ServiceEntries last: a ServiceEntry labelled for the waypoint
     draws traffic as soon as it exists, so its TLS origination and its admission rules must be
     in place first (otherwise plain HTTP could leave for an upgraded host, or any source pass).
+    The Telemetry objects of ``spec.telemetry`` (the waypoint's access log for these
+    ServiceEntries) come after them.
     """
     policy = loaded.policy
     waypoint = waypoint_ref(policy)
@@ -206,6 +219,7 @@ def expand(loaded):
         objects.extend(virtual_services(policy, waypoint, group))
     objects.extend(authorization_policy(policy, g, owners) for g in groups)
     objects.extend(service_entry(policy, waypoint, g) for g in groups)
+    objects.extend(waypoint_telemetries(policy, [g.name for g in groups]))
     return objects, Findings()
 
 
@@ -271,7 +285,7 @@ def route_records(loaded):
                         "admitted": _admitted(source),
                         "by_address": target.by_address,
                     })
-    return records
+    return mark_logged(records, policy, ambient=True)
 
 
 def route_line(record, gateway_info):

@@ -52,6 +52,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.routes import (
     tls_text,
     upstream_record,
 )
+from ansible_collections.servicemesh.egress.plugins.module_utils.telemetry import (
+    denied_telemetries,
+    gateway_telemetries,
+    mark_logged,
+)
 
 NAME = "sidecar"
 # The proxy beside the workload, and the proxy every route goes through.
@@ -104,7 +109,7 @@ def expand(loaded):
     """``(objects, findings)`` for a loaded policy.
 
     Objects come in apply order: ServiceEntries, DestinationRules, the Gateway, VirtualServices,
-    the AuthorizationPolicies, Sidecars.
+    the AuthorizationPolicies, Sidecars, and the Telemetry objects of ``spec.telemetry``.
     """
     ctx = Context(loaded)
     targets = list(ctx.policy.targets())
@@ -123,6 +128,8 @@ def expand(loaded):
         + [gateway.gateway_virtual_service(ctx, t) for t in targets]
         + gateway.authorization_policies(ctx)
         + sidecars
+        + gateway_telemetries(ctx.policy, gateway_pod_labels(ctx.policy.gateway))
+        + denied_telemetries(ctx.policy)
     )
     return objects, Findings(warnings=warnings)
 
@@ -176,7 +183,7 @@ def route_records(loaded):
                         "sni": mtls_sni(policy, target),
                         "by_address": target.by_address,
                     })
-    return records
+    return mark_logged(records, policy)
 
 
 def route_line(record, gateway_info):
