@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import example, http, https, params, tcp
+from helpers import check_golden, example, http, https, params, tcp
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
 
@@ -173,13 +173,7 @@ def test_golden(mode, file_name):
     (``UPDATE_GOLDEN=1`` regenerates the files; review the diff)."""
     files = render_files(example("telemetry"), mode)[1]
     parts = [GOLDEN] + (["ambient"] if mode == "ambient" else []) + ["telemetry", file_name]
-    path = os.path.join(*parts) + ".golden"
-    if os.environ.get("UPDATE_GOLDEN"):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(files[file_name])
-    with open(path, encoding="utf-8") as handle:
-        assert files[file_name] == handle.read()
+    check_golden(os.path.join(*parts) + ".golden", files[file_name])
 
 
 # ---------------------------------------------------------------------------- properties
