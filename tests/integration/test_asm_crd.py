@@ -83,7 +83,7 @@ def rendered_policies(tmp_dir):
 def extension_fields(policy):
     """The paths of the collection's extensions (not in ASM's types) that ``policy`` uses."""
     spec = policy["spec"]
-    paths = ["spec.%s" % key for key in ("mode", "waypoint") if key in spec]
+    paths = ["spec.%s" % key for key in ("mode", "waypoint", "telemetry") if key in spec]
     for i, rule in enumerate(spec["egressRules"]):
         for j, source in enumerate(rule["from"]):
             if "serviceAccounts" in source:
