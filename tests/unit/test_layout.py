@@ -65,3 +65,19 @@ def test_every_test_file_mirrors_a_plugin_file():
     strays = [os.path.basename(p) for p in glob.glob(os.path.join(UNIT, "test_*.py"))
               if p not in mirrored and os.path.basename(p) not in topical]
     assert not strays, "unit test files that mirror no plugin file: %s" % strays
+
+
+def test_no_merge_conflict_markers_in_tracked_files():
+    import subprocess
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    marked = []
+    for name in filter(None, files):
+        path = os.path.join(ROOT, name)
+        if not os.path.isfile(path) or os.path.getsize(path) > 2000000:
+            continue
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.startswith((b"<<<<<<< ", b">>>>>>> ")):
+                    marked.append("%s:%d" % (name, number))
+    assert marked == []
