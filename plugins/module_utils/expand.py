@@ -66,6 +66,20 @@ def load(data, mode=None):
     return loaded._replace(warnings=findings.warnings)
 
 
+def modes_of(data):
+    """The modes ``data`` loads in, in the registry's order: both for most policies, one for a
+    policy that uses a feature of one mode only (a wildcard with ``dynamicDns`` is ambient's,
+    a wildcard without it sidecar's). Empty when it loads in neither."""
+    found = []
+    for name in MODES:
+        try:
+            load(data, name)
+        except PolicyError:
+            continue
+        found.append(name)
+    return found
+
+
 @gc_paused
 def expand(data, mode=None):
     """``(objects, warnings)``: every Kubernetes object the policy needs, in apply order."""

@@ -2,8 +2,8 @@
 
     python tests/diagram/render_diagrams.py OUT_DIR
 
-For every playbooks/examples/*.yaml and the hostile-name policy of hostile.py, in sidecar and
-ambient mode: NAME-MODE.mmd (routes.mmd, as the render writes it) and NAME-MODE.json (the graph
+For every playbooks/examples/*.yaml and the hostile-name policy of hostile.py, in each mode it
+loads in (sidecar and ambient for most): NAME-MODE.mmd (routes.mmd, as the render writes it) and NAME-MODE.json (the graph
 it was written from, with the text each label must show). Also hostile-records-MODE: the seed 2
 records with a nasty string in every field.
 """
@@ -25,7 +25,10 @@ from ansible_collections.servicemesh.egress.plugins.module_utils import diagram 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import (  # noqa: E402
     render_files,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render  # noqa: E402
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import (  # noqa: E402
+    modes_of,
+    render,
+)
 
 MODES = ("sidecar", "ambient")
 
@@ -66,7 +69,9 @@ def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     count = 0
     for name, data in policies():
-        for mode in MODES:
+        modes = modes_of(data)  # an example may use a feature of one mode only
+        assert modes, name
+        for mode in modes:
             result, files = render_files(data, mode)
             chart = diagram.graph(result["routes"], result["mode"], result["gateway"])
             write(out_dir, "%s-%s" % (name, mode), files["routes.mmd"], chart)

@@ -81,23 +81,15 @@ def expected_pages():
 
 
 def _modes_of(path):
-    """The modes an example renders in (one uses a feature of one mode only, e.g. a wildcard
+    """The modes an example renders in (one may use a feature of one mode only, e.g. a wildcard
     with dynamicDns in ambient mode)."""
-    from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import render_files
-    from ansible_collections.servicemesh.egress.plugins.module_utils.errors import PolicyError
+    from ansible_collections.servicemesh.egress.plugins.module_utils.expand import modes_of
     from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import (
         load_yaml,
     )
 
-    modes = []
-    for mode in ("sidecar", "ambient"):
-        with open(path, encoding="utf-8") as handle:
-            data = load_yaml(handle.read(), path)
-        try:
-            render_files(data, mode)
-        except PolicyError:
-            continue
-        modes.append(mode)
+    with open(path, encoding="utf-8") as handle:
+        modes = modes_of(load_yaml(handle.read(), path))
     assert modes, path
     return modes
 

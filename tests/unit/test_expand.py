@@ -10,6 +10,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.expand import (
     Loaded,
     expand,
     load,
+    modes_of,
     render,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.modes import sidecar
@@ -68,3 +69,10 @@ def test_expand_and_render_agree():
     assert result["objects"] == objects and result["warnings"] == warnings
     assert set(result) == {"policy", "params", "mode", "objects", "routes", "route_lines",
                            "gateway", "warnings"}
+
+
+def test_modes_of_names_the_modes_a_policy_loads_in():
+    assert modes_of(example("seed-1-http")) == ["sidecar", "ambient"]
+    assert modes_of(example("partner-tls")) == ["sidecar"]  # a wildcard without dynamicDns
+    assert modes_of(example("partner-tls-ambient")) == ["ambient"]  # dynamicDns
+    assert modes_of({"gateway": "egw"}) == []
