@@ -61,14 +61,15 @@ def test_colliding_hand_made_objects_survive_runs_absent_and_check_mode(policy):
     # One collision on the client side (source namespace), one on the gateway side.
     client_name = policy.gateway + "-alpha"
     gateway_side = [k for k in keys(ok(policy.run(policy.params(), check=True)))
-                    if k[0] == "DestinationRule" and k[1] == EGRESS_NAMESPACE][0]
+                    if k[0] == "VirtualService" and k[1] == EGRESS_NAMESPACE][0]
     ours = {
         ("ServiceEntry", policy.ns, client_name): hand_made(
             policy, "ServiceEntry", policy.ns, client_name,
             {"hosts": ["mine.example.com"], "resolution": "DNS",
              "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]}),
-        gateway_side: hand_made(policy, "DestinationRule", EGRESS_NAMESPACE, gateway_side[2],
-                                {"host": "mine.example.com"}),
+        gateway_side: hand_made(policy, "VirtualService", EGRESS_NAMESPACE, gateway_side[2],
+                                {"hosts": ["mine.example.com"], "http": [{"route": [
+                                    {"destination": {"host": "mine.example.com"}}]}]}),
     }
     for check in (True, False):
         mark = policy.mark()

@@ -65,7 +65,8 @@ def test_a_missing_client_certificate_stops_the_run_before_any_write(policy, adm
         rule_spec = get_object(admin_api, "DestinationRule", EGRESS_NAMESPACE,
                                policy.gateway + "-partner-upstream")["spec"]
         assert rule_spec["trafficPolicy"] == {
-            "tls": {"mode": "MUTUAL", "credentialName": credential},
+            "tls": {"mode": "MUTUAL", "credentialName": credential, "sni": "api.partner.example",
+                    "subjectAltNames": ["api.partner.example"]},
             "connectionPool": {"tcp": {"maxConnections": 10}},
             "outlierDetection": {"consecutive5xxErrors": 3, "interval": "10s"}}
         again = ok(policy.run(params))

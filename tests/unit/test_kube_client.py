@@ -429,6 +429,9 @@ def test_from_auth_params_error_of_kubernetes_core_is_one_line(monkeypatch):
 
 @pytest.mark.parametrize("auth,environ,source", [
     ({"kubeconfig": "/k"}, {"KUBECONFIG": "/x"}, "kubeconfig parameter /k"),
+    # a kubeconfig given as content is named as such, never printed (it holds credentials)
+    ({"kubeconfig": {"users": [{"user": {"token": "s3cr3t"}}]}}, {},
+     "kubeconfig parameter given as content"),
     ({"host": "https://h"}, {}, "host parameter https://h"),
     ({}, {"K8S_AUTH_KUBECONFIG": "/a", "KUBECONFIG": "/b"}, "K8S_AUTH_KUBECONFIG=/a"),
     ({}, {"KUBECONFIG": "/b"}, "KUBECONFIG=/b"),
@@ -447,6 +450,7 @@ def test_kubeconfig_problem_names_every_file_tried(tmp_path):
     assert kclient.kubeconfig_problem({}, {"KUBECONFIG": "/no/a:%s" % present}) is None
     assert kclient.kubeconfig_problem({}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) is None
     assert kclient.kubeconfig_problem({}, {"K8S_AUTH_HOST": "https://h"}) is None
+    assert kclient.kubeconfig_problem({"kubeconfig": {"apiVersion": "v1"}}, {}) is None
     problem = kclient.kubeconfig_problem({}, {"KUBECONFIG": "/no/a:/no/b"})
     assert problem.startswith("no kubeconfig: /no/a (KUBECONFIG) or /no/b (KUBECONFIG) does not "
                               "exist.")

@@ -361,6 +361,8 @@ def auth_source(auth, environ=None):
     """Where the credentials come from: ``kubeconfig parameter <path>``, ``K8S_AUTH_KUBECONFIG
     <path>``, ``KUBECONFIG <path>``, ``<host> (host parameter)`` or the default kubeconfig."""
     environ = os.environ if environ is None else environ
+    if isinstance(auth.get("kubeconfig"), dict):
+        return "kubeconfig parameter given as content"  # never its content: it holds secrets
     if auth.get("kubeconfig"):
         return "kubeconfig parameter %s" % auth["kubeconfig"]
     if auth.get("host"):
@@ -379,8 +381,9 @@ def kubeconfig_problem(auth, environ=None):
     """Why no client can be built before trying, or None: a kubeconfig file that is not there,
     named with where it came from and what else would do."""
     environ = os.environ if environ is None else environ
-    if auth.get("host") or environ.get("K8S_AUTH_HOST"):
-        return None
+    content = isinstance(auth.get("kubeconfig"), dict)
+    if auth.get("host") or environ.get("K8S_AUTH_HOST") or content:
+        return None  # a server, or a kubeconfig given as content: nothing to look for
     paths = []
     if auth.get("kubeconfig"):
         paths = [("the kubeconfig parameter", auth["kubeconfig"])]
