@@ -273,6 +273,15 @@ def expansion(params, mode=None):
             for o in expand(policy_params(params), mode)[0]}
 
 
+def stored_policy_key(params):
+    """``(kind, namespace, name)`` of the ASMEgressTrafficPolicy ``output: auto`` (the default)
+    stores beside the expansion where the CRD is served (scripts/controlplane installs it)."""
+    from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
+
+    metadata = render(policy_params(params))["policy"]["metadata"]
+    return ("ASMEgressTrafficPolicy", metadata["namespace"], metadata["name"])
+
+
 def policy_params(params):
     """The policy part of the module's parameters (``output`` says where it goes, not what it is)."""
     return {k: copy.deepcopy(v) for k, v in params.items() if k != "output"}

@@ -49,7 +49,7 @@ import yaml
 
 from conftest import start_private_controlplane, stop_private_controlplane
 from helpers_module import (EGRESS_NAMESPACE, PLURALS, REPO, ensure_namespace, entry, expansion,
-                            make_env, owned_objects, rule)
+                            make_env, owned_objects, rule, stored_policy_key)
 
 pytestmark = pytest.mark.integration
 
@@ -179,7 +179,10 @@ class Fleet:
         return set(owned_objects(self.apis[name], GATEWAY))
 
     def expected(self, name):
-        return set(expansion(self.params(name)))
+        """What fleet.yml leaves on a cluster: the expansion, and the policy itself (output auto,
+        the default: these control planes serve its CRD)."""
+        params = self.params(name)
+        return set(expansion(params)) | {stored_policy_key(params)}
 
 
 class Run:
