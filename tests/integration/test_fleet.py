@@ -63,9 +63,11 @@ KILL_ENTRIES = 150
 
 
 def policy(entries):
-    """The policy (module-style parameters) with ``entries`` HTTPS entries."""
-    return {"gateway": GATEWAY, "egress_rules": [rule(SOURCE, *[
-        entry("svc-%d" % n, "svc-%d.example.com" % n) for n in range(entries)])]}
+    """The policy (module-style parameters) with ``entries`` HTTPS entries, in rules of at most
+    100 (the stored resource's schema takes 100 entries per rule)."""
+    targets = [entry("svc-%d" % n, "svc-%d.example.com" % n) for n in range(entries)]
+    return {"gateway": GATEWAY, "egress_rules": [rule(SOURCE, *targets[start:start + 100])
+                                                 for start in range(0, entries, 100)]}
 
 
 def closed_port():
