@@ -5,8 +5,9 @@
 #                                   examples in their own mode, check them and the hand-written
 #                                   fixtures (tests/meshcheck/testdata)
 #   make verify-mesh POLICY=FILE    render one policy file in both modes and check it
-#   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR]
+#   make verify-import SRC=FILE GATEWAY=NAME [SOURCES=ns1,ns2] [OUT=DIR] [VERBOSE=1]
 #                                   import hand-written objects and prove the import equivalent
+#                                   (VERBOSE=1 lists every call, not only the differing ones)
 #   make meshcheck-test             the pytest suites around meshcheck
 #   meshcheck -telemetry DIR...     what a render's spec.telemetry makes the proxies log
 
@@ -52,7 +53,7 @@ verify-import: collection ## import SRC and prove it equivalent (meshcheck -equi
 	@test -n "$(SRC)" || { echo "make verify-import: SRC=FILE is required" >&2; exit 2; }
 	@test -n "$(GATEWAY)" || { echo "make verify-import: GATEWAY=NAME is required" >&2; exit 2; }
 	$(BIN)/python scripts/verify-import $(abspath $(SRC)) $(abspath $(OUT)) \
-	  --gateway $(GATEWAY) --sources "$(SOURCES)"
+	  --gateway $(GATEWAY) --sources "$(SOURCES)" $(if $(VERBOSE),--verbose)
 
 meshcheck-test: collection meshcheck-build ## the pytest suites around meshcheck (renders, mutants, import, telemetry)
 	$(PYTEST) tests/integration/test_meshcheck.py tests/integration/test_meshcheck_mutants.py \

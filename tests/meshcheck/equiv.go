@@ -78,6 +78,7 @@ type eqRoutesFile struct {
 type eqGatewayInfo struct {
 	Name        string            `json:"name"`
 	Namespace   string            `json:"namespace"`
+	Kind        string            `json:"kind"` // waypoint in ambient mode
 	Service     string            `json:"service"`
 	ServiceName string            `json:"service_name"`
 	Labels      map[string]string `json:"labels"`
@@ -173,8 +174,9 @@ func runEquiv(args []string, reportPath, outbound string, verbose bool) int {
 		return 2
 	}
 	if report.Report.Mode == "ambient" {
-		fmt.Fprintln(os.Stderr, "meshcheck: -equiv simulates sidecar mode (ambient imports are compared by the unit round trip)")
-		return 2
+		// Istio reads PILOT_ENABLE_AMBIENT when its packages initialize: the process re-executes
+		// itself with it set (sidecar worlds are simulated with Istio's default flags).
+		ensureAmbientEnv()
 	}
 	before, err := eqReadObjects(original)
 	if err != nil {
@@ -203,12 +205,13 @@ func runEquiv(args []string, reportPath, outbound string, verbose bool) int {
 
 	clients := eqClients(before, after, routes)
 	probes := eqProbes(before, after, routes)
-	worldA, err := newWorld("hand-written", before, nil, clients)
+	mode := report.Report.Mode
+	worldA, err := newWorld("hand-written", mode, before, nil, clients)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "meshcheck: %s: %v\n", original, err)
 		return 2
 	}
-	worldB, err := newWorld("imported", after, &routes.Gateway, clients)
+	worldB, err := newWorld("imported", mode, after, &routes.Gateway, clients)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "meshcheck: %s: %v\n", renderDir, err)
 		return 2
@@ -260,7 +263,8 @@ func eqDeclared(diffs []eqDifference, c eqClient, p eqProbe, a, b eqVerdict) str
 			return false
 		}
 		for _, h := range d.Hosts {
-			if h == p.host || (p.addr != "" && strings.SplitN(h, "/", 2)[0] == p.addr) {
+			under := strings.HasPrefix(h, "*.") && strings.HasSuffix(p.host, h[1:])
+			if h == p.host || under || (p.addr != "" && strings.SplitN(h, "/", 2)[0] == p.addr) {
 				return d.Port == 0 || d.Port == p.port
 			}
 		}
@@ -506,7 +510,9 @@ func eqProbes(before, after []eqObject, routes eqRoutesFile) []eqProbe {
 	}
 	internal := map[string]bool{}
 	for _, r := range routes.Routes {
-		internal[r.Upstream.Host] = true
+		if r.Upstream.Host != r.Host {
+			internal[r.Upstream.Host] = true
+		}
 	}
 	for _, world := range [][]eqObject{before, after} {
 		for _, o := range world {

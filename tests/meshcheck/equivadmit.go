@@ -16,17 +16,22 @@ import (
 func (w *eqWorld) admits(gw *eqGateway, fc *listener.FilterChain, c eqClient, ip string, p eqProbe,
 	mutual bool, sni, appSNI string, port int,
 ) (bool, string) {
-	if fc == nil {
-		return false, "no filter chain of the gateway takes the call"
-	}
-	filters, err := chainRBAC(fc)
-	if err != nil {
-		return false, "reading the chain's RBAC: " + err.Error()
-	}
 	req := request{SourceIP: ip, DstIP: gw.ip, DstPort: port, SNI: appSNI, HTTP: p.proto == "HTTP",
 		Host: p.host, Method: "GET", Path: "/"}
 	if mutual {
 		req.Principal, req.SNI = spiffe(c.ns, c.sa), sni
+	}
+	return eqAdmit(fc, req)
+}
+
+// eqAdmit: does the filter chain fc (of a gateway or a waypoint) admit the request?
+func eqAdmit(fc *listener.FilterChain, req request) (bool, string) {
+	if fc == nil {
+		return false, "no filter chain takes the call"
+	}
+	filters, err := chainRBAC(fc)
+	if err != nil {
+		return false, "reading the chain's RBAC: " + err.Error()
 	}
 	ok, why, err := evalChain(filters, req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	internalupstream "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
@@ -72,23 +73,26 @@ func (v eqVerdict) String() string {
 }
 
 type eqWorld struct {
-	name     string
-	cfgs     []config.Config
-	kube     string
-	gateways map[string]*eqGateway
-	vips     []seVIP
-	ips      map[string]string
-	s        *xds.FakeDiscoveryServer
-	sims     map[string]*simulation.Simulation
-	proxies  map[string]*model.Proxy
+	name    string
+	ambient bool
+	// waypoints (ambient worlds) by the name ztunnel learns for them: ns/host:15008
+	waypoints map[string]eqWaypoint
+	cfgs      []config.Config
+	kube      string
+	gateways  map[string]*eqGateway
+	vips      []seVIP
+	ips       map[string]string
+	s         *xds.FakeDiscoveryServer
+	sims      map[string]*simulation.Simulation
+	proxies   map[string]*model.Proxy
 }
 
-func newWorld(name string, objs []eqObject, gw *eqGatewayInfo, clients []eqClient) (*eqWorld, error) {
+func newWorld(name, mode string, objs []eqObject, gw *eqGatewayInfo, clients []eqClient) (*eqWorld, error) {
 	cfgs, kubeObjs, err := eqParseConfigs(objs)
 	if err != nil {
 		return nil, err
 	}
-	w := &eqWorld{name: name, cfgs: cfgs, gateways: map[string]*eqGateway{}, ips: map[string]string{},
+	w := &eqWorld{name: name, ambient: mode == "ambient", cfgs: cfgs, gateways: map[string]*eqGateway{}, ips: map[string]string{},
 		sims: map[string]*simulation.Simulation{}, proxies: map[string]*model.Proxy{}}
 	w.vips = eqAllocate(w.cfgs)
 	var docs []string
@@ -103,7 +107,17 @@ func newWorld(name string, objs []eqObject, gw *eqGatewayInfo, clients []eqClien
 		}
 	}
 	w.findGateways(services)
-	if gw != nil {
+	namespaces := map[string]bool{rootNamespace: true}
+	if w.ambient {
+		waypointDocs, err := w.ambientState(objs, gw)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, waypointDocs...)
+		for _, wp := range w.waypoints {
+			namespaces[wp.ns] = true
+		}
+	} else if gw != nil {
 		g := &eqGateway{service: gw.Service, ns: gw.Namespace, name: gw.Name, labels: gw.Labels, targetPorts: map[int]int{}}
 		if g.service == "" {
 			g.service = gw.Name + "." + gw.Namespace + ".svc.cluster.local"
@@ -117,7 +131,6 @@ func newWorld(name string, objs []eqObject, gw *eqGatewayInfo, clients []eqClien
 		}
 		w.gateways[g.service] = g
 	}
-	namespaces := map[string]bool{rootNamespace: true}
 	for _, c := range clients {
 		namespaces[c.ns] = true
 	}
@@ -137,8 +150,11 @@ func newWorld(name string, objs []eqObject, gw *eqGatewayInfo, clients []eqClien
 			continue
 		}
 		labels := map[string]string{"istio-injection": "enabled"}
-		if n == rootNamespace {
+		switch {
+		case n == rootNamespace:
 			labels = map[string]string{}
+		case w.ambient:
+			labels = map[string]string{"istio.io/dataplane-mode": "ambient"}
 		}
 		docs = append(docs, yamlDoc(map[string]any{"apiVersion": "v1", "kind": "Namespace",
 			"metadata": map[string]any{"name": n, "labels": labels}}))
@@ -163,12 +179,12 @@ func newWorld(name string, objs []eqObject, gw *eqGatewayInfo, clients []eqClien
 				"spec": map[string]any{"type": "ClusterIP", "clusterIP": fmt.Sprintf("10.96.30.%d", 10+i),
 					"selector": g.labels, "ports": ports}}))
 		}
-		docs = append(docs, eqPod(g.name+"-meshcheck", g.ns, g.labels, g.name, g.ip, cports, true))
+		docs = append(docs, podDoc(g.name+"-meshcheck", g.ns, g.labels, g.name, g.ip, cports, true, false))
 	}
 	for i, c := range clients {
 		ip := fmt.Sprintf("10.244.%d.%d", 1+i/200, 1+i%200)
 		w.ips[labelsKey(c.ns, c.labels)+"|"+c.sa] = ip
-		docs = append(docs, eqPod(fmt.Sprintf("meshcheck-client-%d", i), c.ns, c.labels, c.sa, ip, nil, false))
+		docs = append(docs, podDoc(fmt.Sprintf("meshcheck-client-%d", i), c.ns, c.labels, c.sa, ip, nil, false, w.ambient))
 	}
 	w.kube = strings.Join(docs, "\n---\n")
 	return w, nil
@@ -307,37 +323,6 @@ func chartLabels(selector map[string]string) map[string]string {
 	return out
 }
 
-func eqPod(name, ns string, labels map[string]string, sa, ip string, ports []map[string]any, gateway bool) string {
-	annotations := map[string]string{
-		"sidecar.istio.io/status": `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null}`,
-	}
-	containers := []map[string]any{}
-	podLabels := map[string]string{}
-	for k, v := range labels {
-		podLabels[k] = v
-	}
-	if gateway {
-		annotations["inject.istio.io/templates"] = "gateway"
-	} else {
-		containers = append(containers, map[string]any{"name": "app", "image": "registry.example/meshcheck/app:1"})
-		podLabels["security.istio.io/tlsMode"] = "istio"
-	}
-	proxy := map[string]any{"name": "istio-proxy", "image": proxyImage}
-	if len(ports) > 0 {
-		proxy["ports"] = ports
-	}
-	containers = append(containers, proxy)
-	return yamlDoc(map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": name, "namespace": ns, "labels": podLabels, "annotations": annotations},
-		"spec":     map[string]any{"serviceAccountName": sa, "containers": containers},
-		"status": map[string]any{
-			"phase": "Running", "podIP": ip, "podIPs": []map[string]any{{"ip": ip}},
-			"conditions": []map[string]any{{"type": "Ready", "status": "True"}},
-		},
-	})
-}
-
 func (w *eqWorld) start(t eqFailer, outbound string) {
 	w.s = xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		Configs:                w.cfgs,
@@ -346,8 +331,8 @@ func (w *eqWorld) start(t eqFailer, outbound string) {
 	})
 }
 
-func (w *eqWorld) proxy(ns string, labels map[string]string, ip string, dns, router bool) (*simulation.Simulation, *model.Proxy) {
-	key := fmt.Sprintf("%s|%v|%v", labelsKey(ns, labels), dns, router)
+func (w *eqWorld) proxy(ns string, labels map[string]string, ip string, dns bool, kind model.NodeType) (*simulation.Simulation, *model.Proxy) {
+	key := fmt.Sprintf("%s|%v|%v", labelsKey(ns, labels), dns, kind)
 	if s, ok := w.sims[key]; ok {
 		return s, w.proxies[key]
 	}
@@ -355,12 +340,15 @@ func (w *eqWorld) proxy(ns string, labels map[string]string, ip string, dns, rou
 		ID: "meshcheck." + ns, IPAddresses: []string{ip}, ConfigNamespace: ns, Labels: labels,
 		Metadata: &model.NodeMetadata{Namespace: ns, Labels: labels, IstioVersion: "1.31.0",
 			DNSCapture: pm.StringBool(dns), ClusterID: "Kubernetes"},
-		Type: model.SidecarProxy,
+		Type: kind,
 	}
-	if router {
-		p.Type = model.Router
+	if kind == model.Waypoint {
+		p.Metadata.ServiceAccount = labels["gateway.networking.k8s.io/gateway-name"]
 	}
 	p = w.s.SetupProxy(p)
+	if kind == model.Waypoint {
+		waitForWaypoint(w.s, p)
+	}
 	l := w.s.Listeners(p)
 	sim := &simulation.Simulation{Listeners: l, Clusters: w.s.Clusters(p), Routes: w.s.RoutesFromListeners(p, l)}
 	w.sims[key], w.proxies[key] = sim, p
@@ -407,7 +395,10 @@ func eqCluster(name string) (port int, subset, host string, ok bool) {
 // call makes one call from client c to probe p in this world.
 func (w *eqWorld) call(c eqClient, p eqProbe, dns bool) eqVerdict {
 	ip := w.ips[labelsKey(c.ns, c.labels)+"|"+c.sa]
-	sim, sidecar := w.proxy(c.ns, c.labels, ip, dns, false)
+	if w.ambient {
+		return w.callAmbient(c, p, dns, ip)
+	}
+	sim, sidecar := w.proxy(c.ns, c.labels, ip, dns, model.SidecarProxy)
 	addr := p.addr
 	if addr == "" {
 		addr = eqExternal
@@ -463,7 +454,7 @@ func (w *eqWorld) call(c eqClient, p eqProbe, dns bool) eqVerdict {
 	case p.proto == "HTTPS":
 		gcall.TLS, gcall.Sni = simulation.TLS, p.host
 	}
-	gsim, gproxy := w.proxy(gw.ns, gw.labels, gw.ip, false, true)
+	gsim, gproxy := w.proxy(gw.ns, gw.labels, gw.ip, false, model.Router)
 	gres, fc := eqRun(gsim, gcall)
 	gname := gres.ClusterMatched
 	if gres.Error != nil || gname == "" || gname == "BlackHoleCluster" {
@@ -522,6 +513,11 @@ func eqUpstreamTLS(cl *cluster.Cluster, p eqProbe) string {
 				socket = m.GetTransportSocket()
 			}
 		}
+	}
+	// a waypoint's clusters wrap their socket in an internal_upstream one
+	for iu := (&internalupstream.InternalUpstreamTransport{}); socket != nil && socket.GetTypedConfig().MessageIs(iu); {
+		_ = socket.GetTypedConfig().UnmarshalTo(iu)
+		socket = iu.GetTransportSocket()
 	}
 	u := &tlsv3.UpstreamTlsContext{}
 	if socket == nil || socket.GetTypedConfig() == nil || socket.GetTypedConfig().UnmarshalTo(u) != nil {

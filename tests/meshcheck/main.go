@@ -44,7 +44,7 @@ import (
 
 func main() {
 	outbound := flag.String("outbound", "REGISTRY_ONLY", "mesh outboundTrafficPolicy mode: REGISTRY_ONLY or ALLOW_ANY")
-	verbose := flag.Bool("v", false, "on failure, dump the failing proxy's listeners, routes and clusters; show Istio's logs (warn and up)")
+	verbose := flag.Bool("v", false, "on failure, dump the failing proxy's listeners, routes and clusters; show Istio's logs (warn and up); with -equiv, list every call")
 	failuresOnly := flag.Bool("failures-only", false, "print only failing rows and analyzer messages (the summary line always)")
 	noAnalyze := flag.Bool("no-analyzers", false, "skip Istio's analyzers")
 	cost := flag.Bool("cost", false, "measure instead of check: the configuration size and generation time of the proxies each DIR's cost.json lists (cost.go)")
@@ -66,8 +66,9 @@ func main() {
 		os.Exit(2)
 	}
 	if *equiv {
-		// Equivalence simulates sidecar mode only (equiv.go), with Istio's default flags.
-		quietIstio(*verbose)
+		// Equivalence simulates sidecar imports with Istio's default flags and re-executes
+		// itself with the ambient flags for ambient imports (equiv.go).
+		quietIstio(false) // -v lists every call here, not Istio's logs
 		os.Exit(runEquiv(flag.Args(), *report, *outbound, *verbose))
 	}
 	// One process checks both modes: Istio reads PILOT_ENABLE_AMBIENT (and derives the waypoint

@@ -48,8 +48,8 @@ RULES = [
     (r"^scripts/render-policy ", LOCAL),
     (r"^ansible-playbook (playbooks/egress\.yml|servicemesh\.egress\.egress)\b", CLUSTER),
     (r"^make verify-import\b|^scripts/verify-import ",
-     "make meshcheck-test runs it on every sidecar recipe of examples/istio "
-     "(tests/integration/test_meshcheck_import.py)"),
+     "make meshcheck-test runs the docs' commands as written, and verify-import on every recipe "
+     "of examples/istio, both modes (tests/integration/test_meshcheck_import.py)"),
     (r"^make (meshcheck-build|verify-mesh|meshcheck-test)\b|^mc=\$\(|^\$mc ",
      "make meshcheck-test builds meshcheck and runs it"),
     (r"^make (molecule|molecule-kind|ee)\b|^molecule ",

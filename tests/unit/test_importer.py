@@ -86,10 +86,10 @@ def effective(data, mode=None):
             for host in target.hosts:
                 tls = None
                 if target.tls is not None and not (
-                        sidecar and target.tls.mode == "SIMPLE" and target.upgraded and not (
+                        target.tls.mode == "SIMPLE" and target.upgraded and not (
                             target.tls.credential_name or target.tls.sni
                             or target.tls.subject_alt_names)):
-                    # (sidecar: an upgrade's plain SIMPLE renders as httpsUpgrade alone does)
+                    # (an upgrade's plain SIMPLE renders as httpsUpgrade alone does)
                     # without an sni the origination sends the name of the host it dials
                     sni = target.tls.sni or (target.hosts[0] if sidecar else host)
                     tls = (target.tls.mode, target.tls.credential_name, sni,

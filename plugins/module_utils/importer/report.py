@@ -21,6 +21,8 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.object
     SECURITY_GROUP,
     mapping,
     sequence,
+    visibility,
+    Visibility,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer.routes import (
     ROUTE_KINDS,
@@ -141,7 +143,7 @@ def build_report(ledger, drafts, placed, resource, mode, gateway, catalog, warni
             ("objects", list(OrderedDict.fromkeys(
                 u[0].ref for u in ledger.uses if u[3].owner() is draft))),
         ]))
-    found = list(differences) + _direct_paths(ledger, objects, placed)
+    found = list(differences) + _direct_paths(ledger, objects, placed) + _wider_routes(objects, placed)
     for draft in placed:
         for difference in draft.differences:
             item = OrderedDict([("entry", draft.name)])
@@ -182,9 +184,18 @@ def _direct_paths(ledger, records, placed):
     deleted = set(r["object"] for r in records if r["action"] == DELETE)
     kept = set(r["object"] for r in records if r["action"] == KEEP)
     client_ports = {}
+    reach = {}  # (host, port) -> (namespaces admitted, namespaces the route is visible to)
     for draft in placed:
+        routed = Visibility(False)
+        for obj in draft.mesh_objects:
+            if obj.kind == "VirtualService":
+                routed = routed | visibility(obj)
         for host in draft.hosts:
-            client_ports.setdefault(host, set()).add(draft.port["number"])
+            key = (host, draft.port["number"])
+            client_ports.setdefault(host, set()).add(key[1])
+            if not _declares_sources(draft):  # else its own difference says who loses the host
+                names, seen = reach.get(key, (set(), Visibility(False)))
+                reach[key] = (names | set(s["namespace"] for s in draft.sources or ()), seen | routed)
     found = []
     for obj in ledger.objects.values():
         if obj.kind != "ServiceEntry":
@@ -198,7 +209,10 @@ def _direct_paths(ledger, records, placed):
         for port in sequence(obj.spec.get("ports")):
             number = mapping(port).get("number")
             keys = addresses or hosts
-            if not isinstance(number, int) or all(number in client_ports.get(k, ()) for k in keys):
+            if not isinstance(number, int):
+                continue
+            if all(number in client_ports.get(k, ()) for k in keys):
+                found.extend(_wider_registration(obj, keys, number, reach, placed))
                 continue
             found.append(OrderedDict([
                 ("what", "direct"),
@@ -208,6 +222,63 @@ def _direct_paths(ledger, records, placed):
                              obj.ref, ", ".join(hosts), number)),
                 ("hosts", hosts + [a for a in addresses if a not in hosts]),
                 ("port", number)]))
+    return found
+
+
+def _wider_registration(obj, keys, number, reach, placed):
+    """A deleted ServiceEntry (sidecar mode) that registered routed hosts for namespaces the
+    route to the gateway was not visible to: their sidecars dialled the hosts straight; after the
+    cut-over they do not reach them."""
+    if not placed or placed[0].mode != "sidecar":
+        return []  # ztunnel ignores exportTo: ambient sources are decided by admission alone
+    known = [reach[(key, number)] for key in keys if (key, number) in reach]
+    if not known:
+        return []  # the draft's own difference already says who loses the host
+    admitted, routed = set(), None
+    for names, seen in known:
+        admitted |= names
+        routed = seen if routed is None else routed | seen
+    registered = visibility(obj)
+    if routed.every or (not registered.every and not registered.names - routed.names):
+        return []
+    return [OrderedDict([
+        ("what", "direct"),
+        ("text", "%s registered %s port %d for %s, the route through the gateway only for %s: "
+                 "the others reached it from their sidecars, past the gateway; after the "
+                 "cut-over only %s reach it, through the gateway" % (
+                     obj.ref, ", ".join(keys), number, registered.text(), routed.text(),
+                     ", ".join(sorted(admitted)))),
+        ("hosts", list(keys)), ("port", number)])]
+
+
+def _declares_sources(draft):
+    return any(d.get("what") == "sources" for d in draft.differences)
+
+
+def _wider_routes(records, placed):
+    """A deleted sidecar-side VirtualService exported to namespaces the policy does not admit:
+    where a ServiceEntry gave their sidecars a listener on the port, those namespaces reached the
+    gateway through it; after the cut-over they do not."""
+    deleted = set(r["object"] for r in records if r["action"] == DELETE)
+    found = []
+    for draft in placed:
+        if draft.mode != "sidecar" or _declares_sources(draft):
+            continue
+        if "AuthorizationPolicy" in (draft.sources_from or ""):
+            continue  # the gateway refused the namespaces its policy did not name
+        admitted = set(s["namespace"] for s in draft.sources or ())
+        for obj in draft.mesh_objects:
+            seen = visibility(obj)
+            if obj.kind != "VirtualService" or obj.ref not in deleted:
+                continue
+            if seen.every or seen.names - admitted:
+                found.append(OrderedDict([
+                    ("what", "sources"),
+                    ("text", "%s routed %s port %d through the gateway for %s; after the cut-over "
+                             "only %s do" % (obj.ref, ", ".join(draft.hosts), draft.port["number"],
+                                             seen.text(), ", ".join(sorted(admitted)))),
+                    ("hosts", list(draft.hosts)), ("port", draft.port["number"]),
+                    ("namespaces", sorted(admitted))]))
     return found
 
 
