@@ -51,16 +51,36 @@ def hosts_error(entry, count, output):
                                                    ASM_MAX_HOSTS))
 
 
-def _entries(data):
-    """``[(entry path, hosts)]`` of every ``to`` entry of raw policy data, in either spelling."""
+# The lists the collection's CRD (roles/egress_gateway/files/crds) bounds, besides ASM's 50
+# hosts: maxItems keeps the API server's CEL cost estimate within its budget.
+STORED_LIST_LIMITS = (("egressRules", 100, "rules"), ("from", 100, "sources"),
+                      ("to", 100, "entries"))
+STORED_MAX_SANS = 64  # to[].tls.subjectAltNames
+
+
+def list_error(path, count, limit, noun, output):
+    """The error for a list at ``path`` longer than the stored resource's schema takes."""
+    return ("%s: lists %d %s; with output: %s the ASMEgressTrafficPolicy resource is stored, and "
+            "its CRD takes at most %d: split it into lists of at most %d (more rules, or more "
+            "policies), or use output: expanded" % (path, count, noun, output, limit, limit))
+
+
+def _rules(data):
+    """``(path prefix, rules)`` of raw policy data, in either spelling."""
     if not isinstance(data, dict):
-        return []
+        return "egress_rules", []
     if "spec" in data or data.get("kind"):
         rules, prefix = (data.get("spec") or {}).get("egressRules"), "spec.egressRules"
     else:
         rules, prefix = data.get("egress_rules"), "egress_rules"
+    return prefix, rules if isinstance(rules, list) else []
+
+
+def _entries(data):
+    """``[(entry path, hosts)]`` of every ``to`` entry of raw policy data, in either spelling."""
+    prefix, rules = _rules(data)
     found = []
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+    for i, rule in enumerate(rules):
         targets = rule.get("to") if isinstance(rule, dict) else None
         for j, target in enumerate(targets if isinstance(targets, list) else []):
             hosts = target.get("hosts") if isinstance(target, dict) else None
@@ -69,13 +89,38 @@ def _entries(data):
     return found
 
 
+def _long_lists(data, output):
+    """The errors for every list of ``STORED_LIST_LIMITS`` longer than the CRD takes."""
+    prefix, rules = _rules(data)
+    errors = []
+    (dummy, rule_limit, rule_noun) = STORED_LIST_LIMITS[0]
+    if len(rules) > rule_limit:
+        errors.append(list_error(prefix, len(rules), rule_limit, rule_noun, output))
+    for i, rule in enumerate(rules):
+        for key, limit, noun in STORED_LIST_LIMITS[1:]:
+            items = rule.get(key) if isinstance(rule, dict) else None
+            if isinstance(items, list) and len(items) > limit:
+                errors.append(list_error("%s[%d].%s" % (prefix, i, key), len(items), limit,
+                                         noun, output))
+        targets = rule.get("to") if isinstance(rule, dict) else None
+        for j, target in enumerate(targets if isinstance(targets, list) else []):
+            tls = target.get("tls") if isinstance(target, dict) else None
+            for key in ("subjectAltNames", "subject_alt_names"):
+                names = tls.get(key) if isinstance(tls, dict) else None
+                if isinstance(names, list) and len(names) > STORED_MAX_SANS:
+                    errors.append(list_error("%s[%d].to[%d].tls.%s" % (prefix, i, j, key),
+                                             len(names), STORED_MAX_SANS, "names", output))
+    return errors
+
+
 def stored_output_findings(data, output, warnings):
     """``(errors, warnings)``: with an output that stores the resource, every entry with more
-    hosts than ASM takes is an error (its warning is dropped from ``warnings``); ``data`` is the
-    policy as given (it has been found valid)."""
+    hosts than ASM takes and every list longer than the stored resource's schema takes
+    (``STORED_LIST_LIMITS``) is an error (the hosts warning is dropped from ``warnings``);
+    ``data`` is the policy as given (it has been found valid)."""
     if output not in STORED_OUTPUTS:
         return [], list(warnings)
-    errors = []
+    errors = _long_lists(data, output)
     dropped = set()
     for path, hosts in _entries(data):
         if len(hosts) > ASM_MAX_HOSTS:

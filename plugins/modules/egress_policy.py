@@ -371,7 +371,9 @@ options:
         of truth in the cluster, which lets M(servicemesh.egress.egress_policy_info) report drift,
         missing objects included.
       - With V(crd) and V(both) (and V(auto) where it stores the resource), a C(to) entry may list
-        at most 50 hosts (ASM's limit for its resource), and after applying the module writes the
+        at most 50 hosts (ASM's limit for its resource), the stored resource's CRD takes at most
+        100 rules, 100 sources and 100 entries per rule and 64 C(tls.subjectAltNames) (longer
+        lists are refused before any request), and after applying the module writes the
         resource's C(status.status) and C(status.message); see RV(policy_status).
     type: str
     choices: [auto, expanded, crd, both]

@@ -133,6 +133,19 @@ def _gateway_name(name):
     return mutate
 
 
+def _many(path, count, item):
+    """Replace the list at ``path`` with ``count`` items made by ``item(body, i)``."""
+    def mutate(body):
+        return _set(path, [item(body, i) for i in range(count)])(body)
+
+    return mutate
+
+
+def _entry(body, i):
+    return dict(copy.deepcopy(body["spec"]["egressRules"][0]["to"][0]), name="e%d" % i,
+                hosts=["h%d.example.com" % i])
+
+
 TO0 = "spec.egressRules[0].to[0]"
 INVALID = [
     # (id, seed, mutation, the error's field (None: the object), words of the error's message)
@@ -156,6 +169,20 @@ INVALID = [
     ("51-hosts", "seed-1-http.yaml", _set(TO0 + ".hosts", ["h%d.example.com" % i
                                                            for i in range(51)]),
      TO0 + ".hosts", "must have at most 50 items"),
+    # the collection's CRD bounds its lists (egress_resource.STORED_LIST_LIMITS): the module
+    # refuses longer ones before any request with output crd and both
+    ("101-entries", "seed-1-http.yaml", _many("spec.egressRules[0].to", 101, _entry),
+     "spec.egressRules[0].to", "must have at most 100 items"),
+    ("101-sources", "seed-1-http.yaml",
+     _many("spec.egressRules[0].from", 101, lambda body, i: {"namespace": "ns%d" % i}),
+     "spec.egressRules[0].from", "must have at most 100 items"),
+    ("101-rules", "seed-1-http.yaml",
+     _many("spec.egressRules", 101, lambda body, i: copy.deepcopy(body["spec"]["egressRules"][0])),
+     "spec.egressRules", "must have at most 100 items"),
+    ("65-subject-alt-names", "seed-2-https-upgrade.yaml",
+     _set(TO0 + ".tls", {"mode": "SIMPLE",
+                         "subjectAltNames": ["s%d.example.com" % i for i in range(65)]}),
+     TO0 + ".tls.subjectAltNames", "must have at most 64 items"),
     ("missing-from", "seed-1-http.yaml", _set("spec.egressRules[0].from", None),
      "spec.egressRules[0].from", "Required value"),
     ("no-rules", "seed-1-http.yaml", _set("spec.egressRules", []),

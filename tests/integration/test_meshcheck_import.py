@@ -7,6 +7,7 @@ for the traffic, to the recipe, with Istio's own config generator (scripts/verif
 - every recipe (sidecar and ambient) and every fixture of the importer's tests that imports
   something: no undeclared difference (declared ones are those import-report.json lists, e.g.
   TLS origination's direct path past the gateway);
+- import(render(policy)) for every example in each mode it loads in: every call the same;
 - the proof can fail: a render that routes a host elsewhere, a report whose declared differences
   are taken away, an ambient render without its TLS origination or admitting everyone, fail.
 """
@@ -22,9 +23,13 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import modes_of
+from ansible_collections.servicemesh.egress.plugins.module_utils.policy.source import load_yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VERIFY = os.path.join(REPO, "scripts", "verify-import")
+EXAMPLES = os.path.join(REPO, "playbooks", "examples")
 RECIPES_DIR = os.path.join(REPO, "examples", "istio")
 SUMMARY = re.compile(r"^equivalence: (\d+) calls .*: (\d+) same, (\d+) declared differences, "
                      r"(\d+) undeclared differences", re.M)
@@ -127,6 +132,37 @@ def test_a_render_that_routes_elsewhere_fails(tmp_path):
     proc = meshcheck_equiv(out)
     assert proc.returncode == 1, proc.stdout[-6000:]
     assert re.search(r"[1-9]\d* undeclared differences", proc.stdout), proc.stdout[-6000:]
+
+
+def example_modes():
+    """Every example policy in each mode it loads in."""
+    found = []
+    for name in sorted(os.listdir(EXAMPLES)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(EXAMPLES, name), encoding="utf-8") as handle:
+                modes = modes_of(load_yaml(handle.read(), name))
+            assert modes, name
+            found += [(name[:-5], mode) for mode in modes]
+    return found
+
+
+@pytest.mark.parametrize("name,mode", example_modes())
+def test_importing_the_render_of_each_example_is_equivalent_by_simulation(tmp_path, name, mode):
+    """import(render(policy)): the collection's own objects imported back, their render
+    simulated against the original render on the same calls."""
+    render = tmp_path / "render"
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "render-policy"),
+                    os.path.join(EXAMPLES, name + ".yaml"), str(render), "--mode", mode],
+                   stdout=subprocess.DEVNULL, check=True)
+    gateway = json.loads((render / "routes.json").read_text())["policy"]
+    proc = subprocess.run([sys.executable, VERIFY, str(render / "resources.yaml"),
+                           str(tmp_path / "imported"), "--gateway", gateway, "--include-managed"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          check=False, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    (summary,) = SUMMARY.findall(proc.stdout)
+    calls, same, declared, undeclared = (int(n) for n in summary)
+    assert calls > 0 and same == calls, proc.stdout[-6000:]
 
 
 def doc_verify_commands():

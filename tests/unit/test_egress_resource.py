@@ -1,8 +1,10 @@
 """egress_resource.py: ASM's host limit for the outputs that store the policy resource, and the
 status the module writes on it, against the in-memory API server (fake_cluster.py)."""
 import copy
+import os
 
 import pytest
+import yaml
 
 from fake_cluster import apply, entry, policy, rule
 from helpers import example
@@ -12,10 +14,13 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.egress_resource
     FAILED,
     MESSAGE_MAX,
     STORED,
+    STORED_LIST_LIMITS,
+    STORED_MAX_SANS,
     WARNING,
     StatusReport,
     failure_status,
     hosts_error,
+    list_error,
     status_warning,
     stored_output_findings,
     success_status,
@@ -255,3 +260,50 @@ def test_status_report_does_nothing_for_expanded_output():
     assert report.succeeded(None, result) is result and result == {"changed": False}
     exc = EgressFailure("boom")
     assert report.failed(None, exc) is exc and "policy_status" not in exc.result
+
+
+# ---------------------------------------------------------------------------- the CRD's list limits
+
+
+@pytest.mark.parametrize("output", ["crd", "both"])
+def test_stored_outputs_refuse_lists_longer_than_the_crd_takes(output):
+    many = [dict(entry("e%d" % i, "x"), hosts=["h%d.example.com" % i]) for i in range(101)]
+    sources = [{"namespace": "ns%d" % i} for i in range(101)]
+    sans = ["san%d.example.com" % i for i in range(65)]
+    first = {"from": sources, "to": many}
+    first["to"][0]["tls"] = {"mode": "SIMPLE", "subject_alt_names": sans}
+    data = {"gateway": "egw", "egress_rules": [first] + [rule("mytest", entry("r%d" % i, "x"))
+                                                         for i in range(100)]}
+    found, dummy = stored_output_findings(data, output, [])
+    assert found == [
+        list_error("egress_rules", 101, 100, "rules", output),
+        list_error("egress_rules[0].from", 101, 100, "sources", output),
+        list_error("egress_rules[0].to", 101, 100, "entries", output),
+        list_error("egress_rules[0].to[0].tls.subject_alt_names", 65, 64, "names", output),
+    ]
+    assert found[2].startswith("egress_rules[0].to: lists 101 entries; with output: %s " % output)
+    assert "at most 100" in found[2] and "output: expanded" in found[2]
+
+
+def test_lists_at_the_crds_limits_are_stored():
+    data = {"gateway": "egw", "egress_rules": [
+        {"from": [{"namespace": "ns%d" % i} for i in range(100)],
+         "to": [dict(entry("e%d" % i, "x"), hosts=["h%d.example.com" % i]) for i in range(100)]}]}
+    assert stored_output_findings(data, "crd", []) == ([], [])
+    assert stored_output_findings(dict(data, egress_rules=data["egress_rules"] * 101),
+                                  "expanded", []) == ([], [])
+
+
+def test_the_limits_are_the_collections_crds():
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "egress_gateway", "files",
+                        "crds", "asmegresstrafficpolicies.istio.alibabacloud.com.yaml")
+    with open(path, encoding="utf-8") as handle:
+        crd = yaml.safe_load(handle)
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    rules = spec["properties"]["egressRules"]
+    rule = rules["items"]["properties"]
+    tls = rule["to"]["items"]["properties"]["tls"]["properties"]
+    limits = dict((key, limit) for key, limit, dummy in STORED_LIST_LIMITS)
+    assert limits == {"egressRules": rules["maxItems"], "from": rule["from"]["maxItems"],
+                      "to": rule["to"]["maxItems"]}
+    assert STORED_MAX_SANS == tls["subjectAltNames"]["maxItems"]
