@@ -364,6 +364,15 @@ def wildcard_rule_dropped(docs):
                                     and d["spec"]["host"].startswith("*."))]
 
 
+def wildcard_sni_condition_dropped(docs):
+    dropped = 0
+    for doc in _objects(docs, "AuthorizationPolicy"):
+        for rule in doc["spec"]["rules"]:
+            dropped += rule.pop("when", None) is not None
+    assert dropped
+    return docs
+
+
 MUTANTS = [
     # sidecar mode: the table
     Mutant("sni-condition-dropped", "shared-port", "sidecar", "gateway-authz", drop_sni_condition),
@@ -443,6 +452,8 @@ MUTANTS = [
            "waypoint->upstream", max_connections_changed),
     Mutant("ambient-wildcard-rule-dropped", "partner-tls-ambient", "ambient",
            "waypoint->upstream", wildcard_rule_dropped),
+    Mutant("ambient-wildcard-sni-condition-dropped", "partner-tls-ambient", "ambient",
+           "waypoint-authz", wildcard_sni_condition_dropped),
 ]
 
 

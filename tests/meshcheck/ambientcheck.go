@@ -160,10 +160,10 @@ func (c *checker) checkWaypoint(e *PEntry, h, addr string, wp proxySpec) {
 // wildcardOutside: a name outside a wildcard. ztunnel's DNS answers the wildcard's address only for
 // names under it (structural: meshcheck does not run ztunnel's DNS); a client that sends another
 // name to that address itself reaches the same chain. HTTP: the route (by Host) must refuse it.
-// TLS: the dynamic forward proxy dials whatever the SNI names unless the waypoint's authorization
-// refuses it; if it does not, that is what Istio documents for
-// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS ("susceptible to SNI spoofing"): recorded as
-// structural, with what the waypoint does.
+// TLS: the dynamic forward proxy dials whatever the SNI names (Istio documents this risk of
+// ENABLE_WILDCARD_HOST_SERVICE_ENTRIES_FOR_TLS, "susceptible to SNI spoofing"), so the waypoint's
+// authorization must refuse an SNI outside the wildcard even from an admitted source (the
+// render's connection.sni condition).
 func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
 	sim := c.sim(wp)
 	outside := outsideName
@@ -192,11 +192,10 @@ func (c *checker) wildcardOutside(e *PEntry, h, addr string, wp proxySpec) {
 		HTTP: e.Protocol == "HTTP", Host: outside, Method: "GET", Path: "/", SNI: call.Sni}
 	ok, verdict := decide(fc, req, false)
 	if !ok {
-		verdict = "PASS (structural: Istio's documented SNI spoofing risk of wildcard DYNAMIC_DNS; ztunnel's DNS " +
-			"never answers this address for " + outside + ") the waypoint forwards a spoofed name on " + addr +
-			": " + strings.TrimPrefix(verdict, "FAIL ")
+		verdict = "FAIL the waypoint forwards a spoofed SNI " + outside + " on " + addr + " to its dynamic forward proxy: " +
+			strings.TrimPrefix(verdict, "FAIL ")
 	}
-	c.add(label, "waypoint-authz", &wp, "source "+ns+" spoofs outside name: "+desc, res, true, verdict)
+	c.add(label, "waypoint-authz", &wp, "source "+ns+" spoofs outside name: "+desc, res, ok, verdict)
 }
 
 func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc string, res simulation.Result, fc *listener.FilterChain) {

@@ -65,6 +65,17 @@ def action(result, ref):
 # ---------------------------------------------------------------------------- equivalence
 
 
+def plain_upgrade(target, host, sidecar):
+    """Whether the entry's ``tls`` renders as ``httpsUpgrade`` alone does: SIMPLE with the
+    system CA, the SNI an upgrade sends by itself (ambient: each host; sidecar: a one-host entry's
+    host, else Istio's auto SNI) and the names checked that SNI's."""
+    tls = target.tls
+    default_sni = host if not sidecar else (target.hosts[0] if len(target.hosts) == 1 else None)
+    sni = tls.sni or default_sni
+    return (tls.mode == "SIMPLE" and target.upgraded and not tls.credential_name
+            and sni == default_sni and tuple(tls.subject_alt_names) in ((), (sni,)))
+
+
 def effective(data, mode=None):
     """What a policy does, independent of how it is written: per (host, port) the protocol,
     gateway port, upgrade port, L7 settings, the host the last hop dials, TLS, traffic policy,
@@ -85,11 +96,7 @@ def effective(data, mode=None):
             traffic = repr(target.traffic_policy.istio()) if target.traffic_policy else None
             for host in target.hosts:
                 tls = None
-                if target.tls is not None and not (
-                        target.tls.mode == "SIMPLE" and target.upgraded and not (
-                            target.tls.credential_name or target.tls.sni
-                            or target.tls.subject_alt_names)):
-                    # (an upgrade's plain SIMPLE renders as httpsUpgrade alone does)
+                if target.tls is not None and not plain_upgrade(target, host, sidecar):
                     # without an sni the origination sends the name of the host it dials
                     sni = target.tls.sni or (target.hosts[0] if sidecar else host)
                     tls = (target.tls.mode, target.tls.credential_name, sni,

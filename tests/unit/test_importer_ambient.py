@@ -3,6 +3,8 @@ import copy
 
 from test_importer import recipe, round_trip
 
+from ansible_collections.servicemesh.egress.plugins.module_utils.expand import render
+from ansible_collections.servicemesh.egress.plugins.module_utils.importer import run_import
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer.ambient import (
     policy_waypoint,
     recognize,
@@ -124,3 +126,27 @@ def test_the_per_host_tls_of_a_waypoint_becomes_the_one_setting_of_the_entry():
     (entry,) = result.resource["spec"]["egressRules"][0]["to"]
     # each host's DestinationRule sends its own name; the entry says it by leaving sni out
     assert entry["tls"] == {"mode": "SIMPLE", "subjectAltNames": ["a.example.com"]}
+
+
+WILDCARD = {"gateway": "egw", "egress_rules": [{"from": [{"namespace": "ns-a"}], "to": [{
+    "name": "cdn", "hosts": ["www.cdn.example", "*.cdn.example"], "dynamic_dns": True,
+    "port": {"number": 443, "protocol": "HTTPS"}}]}]}
+
+
+def test_the_sni_condition_of_a_wildcard_is_the_policys_own():
+    result = round_trip(WILDCARD, "ambient")
+    assert result.report["not_carried"] == []
+
+
+def test_another_sni_condition_on_a_wildcard_is_reported_not_carried():
+    rendered = render(copy.deepcopy(WILDCARD), "ambient")
+    conditions = 0
+    for obj in rendered["objects"]:
+        for rule in obj["spec"].get("rules", []) if obj["kind"] == "AuthorizationPolicy" else []:
+            for condition in rule.get("when", []):
+                condition["values"] = ["a.cdn.example"]
+                conditions += 1
+    assert conditions == 1
+    result = run_import(rendered["objects"], "egw", skip_managed=False)
+    (lost,) = result.report["not_carried"]
+    assert lost["path"] == "spec.rules[0].when[0]" and "connection.sni" in lost["why"]

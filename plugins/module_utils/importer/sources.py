@@ -118,6 +118,10 @@ def _when_applies(rule, draft, ap, path, ledger):
                        v == draft.mtls_sni for v in values):
                 return False
             continue
+        wildcards = set(h for h in draft.hosts if h.startswith("*"))
+        if key == "connection.sni" and draft.mode == "ambient" and draft.protocol == "HTTPS" and \
+                wildcards and set(v.lower() for v in values) == wildcards:
+            continue  # the policy writes this condition for wildcard hosts itself
         ledger.lose(ap, "%s.when[%d]" % (path, index), "condition %s is not carried over: the "
                     "policy admits the sources without it" % key, draft)
     return True

@@ -221,10 +221,17 @@ def rules_by_entry(policy):
 
 
 def authorization_policy(policy, group, rules_by_entry):
+    """Who the waypoint admits to the group's hosts: per entry its sources on its port. For
+    wildcard hosts on a TLS port also only the SNI of a name under them: the waypoint's dynamic
+    forward proxy dials whatever name the SNI carries."""
+    wildcards = [h for h in group.hosts if is_wildcard(h)]
     rules = []
     for target in group.targets:
-        rules.append({"from": authorization_sources(rules_by_entry[target.name]),
-                      "to": [{"operation": http_operation(target.port.number, target.http)}]})
+        rule = {"from": authorization_sources(rules_by_entry[target.name]),
+                "to": [{"operation": http_operation(target.port.number, target.http)}]}
+        if wildcards and target.protocol == HTTPS:
+            rule["when"] = [{"key": "connection.sni", "values": list(wildcards)}]
+        rules.append(rule)
     return {"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
             "metadata": metadata(group.name, EGRESS_NAMESPACE, policy.name),
             "spec": {"targetRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry",
