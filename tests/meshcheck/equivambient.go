@@ -69,36 +69,9 @@ func (w *eqWorld) ambientState(objs []eqObject, gw *eqGatewayInfo) ([]string, er
 	return append(in.KubeDocs, docs...), nil
 }
 
-// ambientVIP is the address ztunnel's DNS proxy answers for host: ztunnel learns every
-// ServiceEntry's addresses whatever its exportTo (the ambient index ignores it); the client's own
-// namespace first.
-func (w *eqWorld) ambientVIP(ns, host string) string {
-	best := ""
-	for _, v := range w.vips {
-		if v.host != host {
-			continue
-		}
-		if v.ns == ns {
-			return v.addr
-		}
-		if best == "" {
-			best = v.addr
-		}
-	}
-	return best
-}
-
-// callAmbient makes one call from client c (its pod address ip) to probe p in an ambient world.
-func (w *eqWorld) callAmbient(c eqClient, p eqProbe, dns bool, ip string) eqVerdict {
-	addr := p.addr
-	if addr == "" {
-		addr = eqExternal
-		if dns {
-			if v := w.ambientVIP(c.ns, p.host); v != "" {
-				addr = v
-			}
-		}
-	}
+// callAmbient makes the call of client c (its pod address ip) to probe p in an ambient world.
+func (w *eqWorld) callAmbient(c eqClient, p eqProbe, call simulation.Call, ip string) eqVerdict {
+	addr := call.Address
 	svc, _, ports, waypoint, err := ztunnelLookup(w.s, addr)
 	switch {
 	case err != nil:
@@ -114,13 +87,6 @@ func (w *eqWorld) callAmbient(c eqClient, p eqProbe, dns bool, ip string) eqVerd
 		return eqVerdict{Why: "ztunnel: service " + svc + " uses waypoint " + waypoint + ", which this world does not run"}
 	}
 	sim, proxy := w.proxy(wp.ns, waypointLabels(wp.name), waypointPodIP, false, model.Waypoint)
-	call := simulation.Call{Address: addr, Port: p.port, Protocol: simulation.TCP}
-	switch p.proto {
-	case "HTTP":
-		call.Protocol, call.HostHeader = simulation.HTTP, p.host
-	case "HTTPS":
-		call.Protocol, call.TLS, call.Sni = simulation.HTTP, simulation.TLS, p.host
-	}
 	chain, res, err := runThroughWaypoint(sim, call)
 	name := res.ClusterMatched
 	switch {

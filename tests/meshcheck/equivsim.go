@@ -356,11 +356,12 @@ func (w *eqWorld) proxy(ns string, labels map[string]string, ip string, dns bool
 }
 
 // vip is the address Istio's DNS proxy in namespace ns answers for host (its own namespace's
-// ServiceEntry first).
+// ServiceEntry first). ztunnel's (ambient worlds) learns every ServiceEntry's addresses whatever
+// its exportTo: the ambient index ignores it.
 func (w *eqWorld) vip(ns, host string) string {
 	best := ""
 	for _, v := range w.vips {
-		if v.host != host || !v.visibleTo(ns) {
+		if v.host != host || !(w.ambient || v.visibleTo(ns)) {
 			continue
 		}
 		if v.ns == ns {
@@ -392,13 +393,10 @@ func eqCluster(name string) (port int, subset, host string, ok bool) {
 	return port, parts[2], parts[3], err == nil
 }
 
-// call makes one call from client c to probe p in this world.
-func (w *eqWorld) call(c eqClient, p eqProbe, dns bool) eqVerdict {
-	ip := w.ips[labelsKey(c.ns, c.labels)+"|"+c.sa]
-	if w.ambient {
-		return w.callAmbient(c, p, dns, ip)
-	}
-	sim, sidecar := w.proxy(c.ns, c.labels, ip, dns, model.SidecarProxy)
+// workloadCall is what client c's workload sends for probe p: to the address it dials (a TCP
+// entry's address; with the DNS proxy the address it answers for the host, else the host's
+// public address), in the probe's protocol.
+func (w *eqWorld) workloadCall(c eqClient, p eqProbe, dns bool) simulation.Call {
 	addr := p.addr
 	if addr == "" {
 		addr = eqExternal
@@ -415,6 +413,18 @@ func (w *eqWorld) call(c eqClient, p eqProbe, dns bool) eqVerdict {
 	case "HTTPS":
 		call.Protocol, call.TLS, call.Sni = simulation.HTTP, simulation.TLS, p.host
 	}
+	return call
+}
+
+// call makes one call from client c to probe p in this world.
+func (w *eqWorld) call(c eqClient, p eqProbe, dns bool) eqVerdict {
+	ip := w.ips[labelsKey(c.ns, c.labels)+"|"+c.sa]
+	call := w.workloadCall(c, p, dns)
+	addr := call.Address
+	if w.ambient {
+		return w.callAmbient(c, p, call, ip)
+	}
+	sim, sidecar := w.proxy(c.ns, c.labels, ip, dns, model.SidecarProxy)
 	res, _ := eqRun(sim, call)
 	name := res.ClusterMatched
 	switch {
