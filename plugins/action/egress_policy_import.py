@@ -11,15 +11,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.bundle import write_files
 from ansible_collections.servicemesh.egress.plugins.module_utils.egress_import import (
     import_files,
 )
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressError
+from ansible_collections.servicemesh.egress.plugins.module_utils.runner import (
+    from_cwd,
+    run_action,
+)
 from ansible_collections.servicemesh.egress.plugins.modules.egress_policy_import import (
     MUTUALLY_EXCLUSIVE,
     REQUIRED_ONE_OF,
@@ -27,10 +28,6 @@ from ansible_collections.servicemesh.egress.plugins.modules.egress_policy_import
     from_cluster,
     run,
 )
-
-
-def _from_cwd(path):
-    return os.path.abspath(os.path.expanduser(path)) if path is not None else None
 
 
 class ActionModule(ActionBase):
@@ -41,26 +38,20 @@ class ActionModule(ActionBase):
         dummy, params = self.validate_argument_spec(
             argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
             required_one_of=REQUIRED_ONE_OF)
-        dest = _from_cwd(params.get("dest"))
+        dest = from_cwd(params.get("dest"))
         check_mode = self._play_context.check_mode
-        try:
-            if from_cluster(params):
-                args = dict((k, v) for k, v in self._task.args.items() if k != "dest")
-                out = self._execute_module(module_name="servicemesh.egress.egress_policy_import",
-                                           module_args=args, task_vars=task_vars)
-                if out.get("failed"):
-                    result.update(out)
-                    return result
-                if dest is not None:
-                    files = import_files(out)
-                    written = write_files(files, dest, check_mode)
-                    out.update(changed=bool(written), dest=dest, written=written,
-                               files=sorted(files))
-            else:
+
+        def work():
+            if not from_cluster(params):
                 src = params.get("src")
-                out = run(dict(params, dest=dest, src=_from_cwd(src), source_name=src),
-                          check_mode)
-            result.update(out)
-        except EgressError as exc:
-            result.update(exc.result, failed=True, changed=False, msg=exc.msg, errors=exc.errors)
-        return result
+                return run(dict(params, dest=dest, src=from_cwd(src), source_name=src), check_mode)
+            args = dict((k, v) for k, v in self._task.args.items() if k != "dest")
+            out = self._execute_module(module_name="servicemesh.egress.egress_policy_import",
+                                       module_args=args, task_vars=task_vars)
+            if dest is not None and not out.get("failed"):
+                files = import_files(out)
+                written = write_files(files, dest, check_mode)
+                out.update(changed=bool(written), dest=dest, written=written, files=sorted(files))
+            return out
+
+        return run_action(result, work)

@@ -9,21 +9,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressError
+from ansible_collections.servicemesh.egress.plugins.module_utils.runner import (
+    from_cwd,
+    run_action,
+)
 from ansible_collections.servicemesh.egress.plugins.modules.egress_render import (
     ARGUMENT_SPEC,
     MUTUALLY_EXCLUSIVE,
     REQUIRED_ONE_OF,
     render,
 )
-
-
-def _from_cwd(path):
-    return os.path.abspath(os.path.expanduser(path)) if path is not None else None
 
 
 class ActionModule(ActionBase):
@@ -34,9 +31,5 @@ class ActionModule(ActionBase):
         dummy, params = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
             required_one_of=REQUIRED_ONE_OF)
-        params = dict(params, src=_from_cwd(params.get("src")), dest=_from_cwd(params.get("dest")))
-        try:
-            result.update(render(params, self._play_context.check_mode))
-        except EgressError as exc:
-            result.update(exc.result, failed=True, changed=False, msg=exc.msg, errors=exc.errors)
-        return result
+        params = dict(params, src=from_cwd(params.get("src")), dest=from_cwd(params.get("dest")))
+        return run_action(result, lambda: render(params, self._play_context.check_mode))

@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: servicemesh.egress contributors
 # Apache License 2.0 (see LICENSE)
-"""The one error path of the modules: run the work, report its result or its failure.
+"""The one error path of the modules and action plugins: run the work, report its result or its
+failure.
 
 A module's ``main()`` builds its ``AnsibleModule`` and calls :func:`run_module` with the work to
-do. An :class:`EgressError` (bad input, a cluster that refused, a failed run) becomes
+do; an action plugin (files on the controller) calls :func:`run_action`. An :class:`EgressError` (bad input, a cluster that refused, a failed run) becomes
 ``fail_json(msg=..., errors=[...])`` with its extra result keys and its warnings, never a
 traceback; anything else is a bug, reported as one (the traceback only with ``-vvv``).
 """
@@ -13,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import traceback
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import EgressError
@@ -39,3 +41,23 @@ def run_module(module, work, name):
     if failure is not None:
         module.fail_json(**failure)
     module.exit_json(**result)
+
+
+def run_action(result, work):
+    """An action plugin's run: ``result`` updated with ``work()``'s, or with an
+    :class:`EgressError` as ``msg`` plus ``errors`` (and the warnings gathered before it), never a
+    traceback."""
+    try:
+        result.update(work())
+    except EgressError as exc:
+        result.update(dict({"changed": False}, **exc.result), failed=True, msg=exc.msg,
+                      errors=exc.errors)
+        if exc.warnings:
+            result["warnings"] = list(result.get("warnings") or []) + exc.warnings
+    return result
+
+
+def from_cwd(path):
+    """A path an action plugin was given, from the controller's current directory (``~``
+    expanded); None stays None."""
+    return os.path.abspath(os.path.expanduser(path)) if path is not None else None

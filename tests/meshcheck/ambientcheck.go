@@ -229,30 +229,10 @@ func (c *checker) checkWaypointUpstream(e *PEntry, h string, wp proxySpec, desc 
 	if u != nil {
 		tlss = append(tlss, u)
 	}
-	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
-	if !okTLS {
+	why, ok := c.lastHop(e, h, requestName(h), cl, tlss, sim, res, fc)
+	if !ok {
 		fail(why + " (transport " + sockets + ")")
 		return
-	}
-	okTP, limits := checkTrafficPolicy(cl, e)
-	if !okTP {
-		fail(limits)
-		return
-	}
-	if limits != "" {
-		why += "; " + limits
-	}
-	if e.Protocol == "HTTP" {
-		r := findRoute(sim, res, fc)
-		if r == nil {
-			fail("matched route not found in the chain's route configuration")
-			return
-		}
-		if rw := hostRewrite(r); rw != "" {
-			fail("the route rewrites the Host header (" + rw + "), the policy keeps " + requestName(h))
-			return
-		}
-		why += ", Host " + requestName(h) + " kept"
 	}
 	c.add(label, "waypoint->upstream", &wp, desc, res, true, "PASS "+want+"; "+why)
 }

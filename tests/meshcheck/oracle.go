@@ -258,6 +258,8 @@ func mtlsSNIPattern(p *Policy, e *PEntry) *regexp.Regexp {
 
 // ------------------------------------------------------------------ reading policy.yaml
 
+// policyYAML is what meshcheck reads of policy.yaml (the resource spelling the renderer writes):
+// the oracle's expectations and the telemetry check's settings.
 type policyYAML struct {
 	Metadata struct {
 		Name string `json:"name"`
@@ -271,6 +273,10 @@ type policyYAML struct {
 			Name      string `json:"name"`
 			Namespace string `json:"namespace"`
 		} `json:"waypoint"`
+		Telemetry *struct {
+			AccessLogging string `json:"accessLogging"`
+			DeniedEgress  bool   `json:"deniedEgress"`
+		} `json:"telemetry"`
 		EgressRules []struct {
 			From []struct {
 				Namespace        string            `json:"namespace"`

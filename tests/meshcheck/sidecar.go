@@ -245,30 +245,10 @@ func (c *checker) checkGatewayHop(e *PEntry, h string, ob *entryObs) {
 		fail(fmt.Sprintf("cluster sends to %v, the policy says %v", got, want))
 		return
 	}
-	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
-	if !okTLS {
+	why, ok := c.lastHop(e, h, h, cl, tlss, sim, res, fc)
+	if !ok {
 		fail(why)
 		return
-	}
-	okTP, limits := checkTrafficPolicy(cl, e)
-	if !okTP {
-		fail(limits)
-		return
-	}
-	if limits != "" {
-		why += "; " + limits
-	}
-	if e.Protocol == "HTTP" {
-		r := findRoute(sim, res, fc)
-		if r == nil {
-			fail("matched route not found in the generated route configuration")
-			return
-		}
-		if rw := hostRewrite(r); rw != "" {
-			fail("the route rewrites the Host header (" + rw + "), the policy keeps " + h)
-			return
-		}
-		why += ", Host " + h + " kept"
 	}
 	if ob.cluster == "" {
 		ob.cluster = res.ClusterMatched

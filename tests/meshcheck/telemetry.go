@@ -66,30 +66,6 @@ const (
 	tlsModeLabel = "security.istio.io/tlsMode"
 )
 
-// telPolicy is what the telemetry check reads from policy.yaml (the resource spelling).
-type telPolicy struct {
-	Spec struct {
-		ByEgressGateway struct {
-			Name string `json:"name"`
-		} `json:"byEgressGateway"`
-		Mode     string `json:"mode"`
-		Waypoint *struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"waypoint"`
-		Telemetry *struct {
-			AccessLogging string `json:"accessLogging"`
-			DeniedEgress  bool   `json:"deniedEgress"`
-		} `json:"telemetry"`
-		EgressRules []struct {
-			From []struct {
-				Namespace        string            `json:"namespace"`
-				WorkloadSelector map[string]string `json:"workloadSelector"`
-			} `json:"from"`
-		} `json:"egressRules"`
-	} `json:"spec"`
-}
-
 type telRoutesFile struct {
 	Policy  string      `json:"policy"`
 	Mode    string      `json:"mode"`
@@ -118,7 +94,7 @@ func loadTelemetryInput(dir string) (*telInput, error) {
 	} else if err := yaml.Unmarshal(b, &rf); err != nil {
 		return nil, fmt.Errorf("routes.json: %v", err)
 	}
-	var p telPolicy
+	var p policyYAML
 	if b, err := os.ReadFile(filepath.Join(dir, "policy.yaml")); err != nil {
 		return nil, err
 	} else if err := yaml.Unmarshal(b, &p); err != nil {

@@ -36,6 +36,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xdstest"
 )
 
@@ -381,4 +382,34 @@ func dynamicForward(cl *cluster.Cluster, fc *listener.FilterChain, e *PEntry) (s
 		return fmt.Sprintf("dynamic forward proxy by SNI, port %d", cfg.GetPortValue()), nil
 	}
 	return "", fmt.Errorf("the chain has no SNI dynamic forward proxy filter: the name would not be resolved")
+}
+
+// lastHop checks the last hop's cluster cl (TLS contexts tlss) against the policy's entry e for
+// host h: origination, limits, and for HTTP that the matched route keeps the Host the workload
+// sent (name). Returns what it found, and whether it is what the policy says.
+func (c *checker) lastHop(e *PEntry, h, name string, cl *cluster.Cluster, tlss []*tlsv3.UpstreamTlsContext,
+	sim *simulation.Simulation, res simulation.Result, fc *listener.FilterChain,
+) (string, bool) {
+	okTLS, why := checkOrigination(cl, tlss, c.p.lastHopTLS(e, h))
+	if !okTLS {
+		return why, false
+	}
+	okTP, limits := checkTrafficPolicy(cl, e)
+	if !okTP {
+		return limits, false
+	}
+	if limits != "" {
+		why += "; " + limits
+	}
+	if e.Protocol == "HTTP" {
+		r := findRoute(sim, res, fc)
+		if r == nil {
+			return "matched route not found in the generated route configuration", false
+		}
+		if rw := hostRewrite(r); rw != "" {
+			return "the route rewrites the Host header (" + rw + "), the policy keeps " + name, false
+		}
+		why += ", Host " + name + " kept"
+	}
+	return why, true
 }

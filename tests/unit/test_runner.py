@@ -1,4 +1,6 @@
-"""runner.py: the modules' one error path."""
+"""runner.py: the one error path of the modules and action plugins."""
+import os
+
 import pytest
 
 from ansible_collections.servicemesh.egress.plugins.module_utils.errors import (
@@ -6,7 +8,11 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.errors import (
     PolicyError,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.kube.errors import KubeError
-from ansible_collections.servicemesh.egress.plugins.module_utils.runner import run_module
+from ansible_collections.servicemesh.egress.plugins.module_utils.runner import (
+    from_cwd,
+    run_action,
+    run_module,
+)
 
 
 class Done(Exception):
@@ -68,3 +74,25 @@ def test_a_bug_says_so_with_the_traceback_kept_for_verbose_runs():
     assert module.fail["msg"] == ("egress_policy failed unexpectedly: ZeroDivisionError: "
                                   "division by zero")
     assert "Traceback" in module.fail["exception"] and module.fail["changed"] is False
+
+
+def test_an_action_returns_the_work_and_its_result_keys():
+    assert run_action({"invocation": {}}, lambda: {"changed": True, "written": ["a"]}) == {
+        "invocation": {}, "changed": True, "written": ["a"]}
+
+
+@pytest.mark.parametrize("exc,failure", [
+    (PolicyError(["a: bad"], ["w"]),
+     {"failed": True, "msg": "invalid egress policy: 1 error\n  - a: bad", "errors": ["a: bad"],
+      "changed": False, "warnings": ["w"]}),
+    (EgressFailure("half way", ["x"], [], changed=True, applied=["A"]),
+     {"failed": True, "msg": "half way", "errors": ["x"], "changed": True, "applied": ["A"]}),
+])
+def test_an_action_fails_with_msg_errors_and_the_warnings_gathered(exc, failure):
+    assert run_action({}, raiser(exc)) == failure
+
+
+def test_action_paths_are_from_the_current_directory():
+    assert from_cwd("out") == os.path.join(os.getcwd(), "out")
+    assert from_cwd("~/x") == os.path.join(os.path.expanduser("~"), "x")
+    assert from_cwd(None) is None
