@@ -294,6 +294,18 @@ def test_a_virtual_service_missing_the_mesh_gateway_is_reported_not_imported():
                                 "(egress-weather) does not")
 
 
+def test_a_gateway_server_that_ends_mutual_tls_as_https_is_reported_not_imported():
+    errors = failure(recipe("https-server-ends-mutual-tls"))
+    assert errors[0] == "no route could be imported into a policy"
+    assert errors[1].startswith("VirtualService docs/wiki-through-egress-gateway: spec: sidecars "
+                                "send *.wiki.example to "
+                                "istio-egressgateway.istio-system.svc.cluster.local port 443")
+    assert errors[1].endswith("Gateway istio-system/egress-wiki: spec.servers[0] ends TLS with "
+                              "protocol HTTPS and serves only HTTP behind it, so the route's "
+                              "tcp/tls match never applies there (protocol TLS carries it); not "
+                              "imported")
+
+
 def test_weights_are_reported_not_imported():
     errors = failure(recipe("weights"), sources=["default"])
     assert "spec.http[0].route: traffic is split by weight between 2 destinations" in errors[1]

@@ -15,6 +15,7 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.gatewa
     expected_route,
     gateway_side,
     server_accepts,
+    terminates_to_http,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer.objects import (
     read_objects,
@@ -34,11 +35,21 @@ def test_the_route_kind_a_server_needs_and_whether_the_hop_is_mutual():
     assert expected_route("HTTP", server("HTTP")) == ("http", False)
     assert expected_route("HTTP", server("HTTPS", "ISTIO_MUTUAL")) == ("http", True)
     assert expected_route("HTTPS", server("TLS", "PASSTHROUGH")) == ("tls", False)
-    assert expected_route("HTTPS", server("HTTPS", "ISTIO_MUTUAL")) == ("tcp", True)
+    assert expected_route("HTTPS", server("TLS", "ISTIO_MUTUAL")) == ("tcp", True)
+    # protocol HTTPS ends the mutual TLS and serves HTTP: a workload's own TLS fails there
+    assert expected_route("HTTPS", server("HTTPS", "ISTIO_MUTUAL")) is None
     assert expected_route("TCP", server("TCP")) == ("tcp", False)
     assert expected_route("TCP", server("TLS", "ISTIO_MUTUAL")) == ("tcp", True)
     assert expected_route("HTTP", server("HTTPS", "SIMPLE")) is None
     assert expected_route("TCP", server("HTTP")) is None
+
+
+def test_a_server_that_ends_tls_as_https_serves_only_http():
+    assert terminates_to_http(server("HTTPS", "ISTIO_MUTUAL"))
+    assert terminates_to_http(server("HTTPS", "SIMPLE"))
+    assert not terminates_to_http(server("HTTPS", "PASSTHROUGH"))
+    assert not terminates_to_http(server("TLS", "ISTIO_MUTUAL"))
+    assert not terminates_to_http(server("HTTP"))
 
 
 def test_server_hosts_accept_by_namespace_and_host():

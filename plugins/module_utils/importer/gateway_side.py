@@ -59,7 +59,8 @@ def expected_route(protocol, server):
     elif protocol == "HTTPS":
         if server_protocol in ("TLS", "HTTPS") and mode == "PASSTHROUGH":
             return "tls", False
-        if server_protocol in ("TLS", "HTTPS") and mode == "ISTIO_MUTUAL":
+        if server_protocol == "TLS" and mode == "ISTIO_MUTUAL":
+            # (protocol HTTPS ends the mutual TLS and serves HTTP: see terminates_to_http)
             return "tcp", True
     elif protocol == "TCP":
         if server_protocol == "TCP" and not mode:
@@ -67,6 +68,14 @@ def expected_route(protocol, server):
         if server_protocol == "TLS" and mode == "ISTIO_MUTUAL":
             return "tcp", True
     return None
+
+
+def terminates_to_http(server):
+    """Whether a server ends TLS and serves HTTP behind it (protocol HTTPS, a mode other than
+    PASSTHROUGH): Istio gives it an HTTP connection manager, so ``tcp`` and ``tls`` routes bound
+    to it never take traffic, and a workload's own TLS inside fails there."""
+    server_protocol, mode = _server_mode(server)
+    return server_protocol == "HTTPS" and mode in ("ISTIO_MUTUAL", "SIMPLE", "MUTUAL")
 
 
 def server_accepts(server, host, route_namespace, gateway_namespace):
@@ -95,7 +104,7 @@ def _covers(vs, kind, match, names):
     return all(any(host_matches(p, name) for p in patterns) for name in names)
 
 
-def candidates(catalog, draft, service, hop, missing, hidden):
+def candidates(catalog, draft, service, hop, missing, hidden, http_only=None):
     """Every gateway-side route that could take the draft's traffic on its gateway port:
     ``[(vs, kind, route, path, gateway, server index, mutual)]``, whatever TLS the sidecar's
     hop has; ``missing`` collects the Gateways such routes bind that the input lacks.
@@ -103,7 +112,8 @@ def candidates(catalog, draft, service, hop, missing, hidden):
     ``hop`` is ``(mutual, sni)`` of the sidecar's hop: a server that ends Istio mutual TLS is
     chosen by that SNI, and its TCP routes by it too; other servers by the hosts themselves.
     ``hidden`` collects the VirtualServices such routes are in that the gateway's namespace
-    (``draft.gateway_namespace``) does not see."""
+    (``draft.gateway_namespace``) does not see; ``http_only`` (a set, when given) the servers
+    that would take a ``tcp`` or ``tls`` route of the draft but serve only HTTP."""
     names = [draft.addressed_host] if draft.addressed_host else draft.hosts
     port = draft.gateway_port
     found = []
@@ -133,6 +143,9 @@ def candidates(catalog, draft, service, hop, missing, hidden):
                             continue
                         for server_index, server in _servers(gateway, port):
                             expected = expected_route(draft.protocol, server)
+                            if expected is None and kind != "http" and http_only is not None \
+                                    and terminates_to_http(server) and _covers(vs, kind, match, names):
+                                http_only.add(gateway.at("spec.servers[%d]" % server_index))
                             if expected is None or expected[0] != kind:
                                 continue
                             mutual = expected[1]
@@ -160,10 +173,10 @@ def gateway_side(catalog, ledger, draft, service_host, subset, mesh_vs):
     hop = _sidecar_hop(catalog, ledger, draft, service_host, subset, mesh_vs)
     if hop is None:
         return
-    missing, hidden = set(), set()
+    missing, hidden, http_only = set(), set(), set()
     service = catalog.service_for(service_host)
     draft.gateway_namespace = service_namespace(service_host)
-    every = candidates(catalog, draft, service, hop, missing, hidden)
+    every = candidates(catalog, draft, service, hop, missing, hidden, http_only)
     found = [f for f in every if f[6] == hop[0]]
     names = draft.addressed_host or ", ".join(draft.hosts)
     if not found and every:
@@ -185,6 +198,10 @@ def gateway_side(catalog, ledger, draft, service_host, subset, mesh_vs):
         if hidden:
             why += "; not exported to the gateway's namespace %s, so the gateway does not see " \
                    "them: %s" % (draft.gateway_namespace, ", ".join(sorted(hidden)))
+        if http_only:
+            why += "; %s ends TLS with protocol HTTPS and serves only HTTP behind it, so the " \
+                   "route's tcp/tls match never applies there (protocol TLS carries it)" % (
+                       ", ".join(sorted(http_only)))
         ledger.skip(mesh_vs, "spec", why + "; not imported", draft)
         return
     if len(found) > 1:
