@@ -85,3 +85,26 @@ def test_a_deleted_service_entry_port_without_an_imported_route_is_a_declared_di
     (direct,) = [d for d in report["differences"] if d["what"] == "direct"]
     assert direct["hosts"] == ["catalog.example.org"] and direct["port"] == 443
     assert "a direct path past the egress gateway" in direct["text"]
+
+
+def test_who_loses_a_routed_host_is_declared():
+    # www-wiki (istio-system) registers www.wiki.example for every namespace; the route through
+    # the gateway is exported to docs and istio-system, and the gateway admits everyone
+    report = imported("wildcard-gateway").report
+    found = dict((d["what"], d) for d in report["differences"] if d["what"] in ("direct", "sources"))
+    assert found["direct"]["hosts"] == ["www.wiki.example"] and found["direct"]["port"] == 443
+    assert found["direct"]["text"].startswith(
+        "ServiceEntry istio-system/www-wiki registered www.wiki.example port 443 for every "
+        "namespace, the route through the gateway only for docs, istio-system")
+    assert found["sources"]["namespaces"] == ["docs"]
+    assert found["sources"]["hosts"] == ["www.wiki.example", "*.wiki.example"]
+    assert found["sources"]["text"] == (
+        "VirtualService docs/wiki-through-egress-gateway routed www.wiki.example, *.wiki.example "
+        "port 443 through the gateway for docs, istio-system; after the cut-over only docs do")
+
+
+def test_no_loss_is_declared_where_the_gateway_refused_the_others_or_the_draft_says_it():
+    passthrough = imported("tls-passthrough").report["differences"]  # sources from its policy
+    assert [d["what"] for d in passthrough] == ["gateway"]
+    http = imported("http-gateway", sources=["default"]).report["differences"]
+    assert [d["what"] for d in http].count("sources") == 1  # the draft's own
