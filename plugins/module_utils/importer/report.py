@@ -22,7 +22,6 @@ from ansible_collections.servicemesh.egress.plugins.module_utils.importer.object
     mapping,
     sequence,
     visibility,
-    Visibility,
 )
 from ansible_collections.servicemesh.egress.plugins.module_utils.importer.routes import (
     ROUTE_KINDS,
@@ -184,18 +183,16 @@ def _direct_paths(ledger, records, placed):
     deleted = set(r["object"] for r in records if r["action"] == DELETE)
     kept = set(r["object"] for r in records if r["action"] == KEEP)
     client_ports = {}
-    reach = {}  # (host, port) -> (namespaces admitted, namespaces the route is visible to)
+    reach = {}  # (host, port) -> (namespaces admitted, [where each route is visible])
     for draft in placed:
-        routed = Visibility(False)
-        for obj in draft.mesh_objects:
-            if obj.kind == "VirtualService":
-                routed = routed | visibility(obj)
+        routes = [visibility(o) for o in draft.mesh_objects if o.kind == "VirtualService"]
         for host in draft.hosts:
             key = (host, draft.port["number"])
             client_ports.setdefault(host, set()).add(key[1])
             if not _declares_sources(draft):  # else its own difference says who loses the host
-                names, seen = reach.get(key, (set(), Visibility(False)))
-                reach[key] = (names | set(s["namespace"] for s in draft.sources or ()), seen | routed)
+                admitted, seen = reach.setdefault(key, (set(), []))
+                admitted.update(s["namespace"] for s in draft.sources or ())
+                seen.extend(routes)
     found = []
     for obj in ledger.objects.values():
         if obj.kind != "ServiceEntry":
@@ -234,19 +231,23 @@ def _wider_registration(obj, keys, number, reach, placed):
     known = [reach[(key, number)] for key in keys if (key, number) in reach]
     if not known:
         return []  # the draft's own difference already says who loses the host
-    admitted, routed = set(), None
-    for names, seen in known:
-        admitted |= names
-        routed = seen if routed is None else routed | seen
+    admitted, routed = set(), set()
+    for names, routes in known:
+        admitted.update(names)
+        if any(r.every for r in routes):
+            return []  # every namespace had the route through the gateway
+        for route in routes:
+            routed.update(route.names)
     registered = visibility(obj)
-    if routed.every or (not registered.every and not registered.names - routed.names):
+    if not registered.every and not registered.names - routed:
         return []
     return [OrderedDict([
         ("what", "direct"),
         ("text", "%s registered %s port %d for %s, the route through the gateway only for %s: "
                  "the others reached it from their sidecars, past the gateway; after the "
                  "cut-over only %s reach it, through the gateway" % (
-                     obj.ref, ", ".join(keys), number, registered.text(), routed.text(),
+                     obj.ref, ", ".join(keys), number, registered.text(),
+                     ", ".join(sorted(routed)) or "no namespace",
                      ", ".join(sorted(admitted)))),
         ("hosts", list(keys)), ("port", number)])]
 
