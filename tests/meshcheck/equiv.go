@@ -58,8 +58,8 @@ type eqDifference struct {
 // eqRoutesFile is what equivalence reads of the render's routes.json: the new gateway's
 // deployment and who the routes are for.
 type eqRoutesFile struct {
-	Mode    string        `json:"mode"`
-	Gateway eqGatewayInfo `json:"gateway"`
+	Mode    string      `json:"mode"`
+	Gateway GatewayInfo `json:"gateway"`
 	Routes  []struct {
 		Host     string `json:"host"`
 		Port     int    `json:"port"`
@@ -73,21 +73,6 @@ type eqRoutesFile struct {
 			Host string `json:"host"`
 		} `json:"upstream"`
 	} `json:"routes"`
-}
-
-type eqGatewayInfo struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace"`
-	Kind        string            `json:"kind"` // waypoint in ambient mode
-	Service     string            `json:"service"`
-	ServiceName string            `json:"service_name"`
-	Labels      map[string]string `json:"labels"`
-	Ports       []struct {
-		Name       string `json:"name"`
-		Port       int    `json:"port"`
-		TargetPort int    `json:"targetPort"`
-	} `json:"ports"`
-	ExportTo []string `json:"export_to"`
 }
 
 type eqReport struct {
@@ -608,7 +593,9 @@ func eqAllocate(cfgs []config.Config) []seVIP {
 	return vips
 }
 
-func eqParseConfigs(objs []eqObject) ([]config.Config, []eqObject, error) {
+// eqParseConfigs: the Istio (and Gateway API) objects parsed by Istio, their documents, and the
+// Kubernetes objects the fake cluster holds.
+func eqParseConfigs(objs []eqObject) ([]config.Config, []string, []eqObject, error) {
 	var istio []string
 	var kube []eqObject
 	for _, o := range objs {
@@ -620,14 +607,14 @@ func eqParseConfigs(objs []eqObject) ([]config.Config, []eqObject, error) {
 	}
 	cfgs, _, err := crd.ParseInputs(strings.Join(istio, "\n---\n"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for i := range cfgs {
 		if cfgs[i].Namespace == "" {
 			cfgs[i].Namespace = eqDefaultNS
 		}
 	}
-	return cfgs, kube, nil
+	return cfgs, istio, kube, nil
 }
 
 // ---------------------------------------------------------------------------- output

@@ -30,7 +30,7 @@ func (wp eqWaypoint) String() string { return "waypoint " + wp.ns + "/" + wp.nam
 // istio.io/use-waypoint, or the imported policy's) and returns the cluster state istiod's
 // controllers keep around it (ambient.go's waypointState: the Gateway and ServiceEntries with
 // their status, the waypoint's Service and Pod).
-func (w *eqWorld) ambientState(objs []eqObject, gw *eqGatewayInfo) ([]string, error) {
+func (w *eqWorld) ambientState(istioDocs []string, gw *GatewayInfo) ([]string, error) {
 	found := map[eqWaypoint]bool{}
 	for _, c := range w.cfgs {
 		if c.GroupVersionKind != gvk.ServiceEntry || c.Labels["istio.io/use-waypoint"] == "" {
@@ -54,12 +54,7 @@ func (w *eqWorld) ambientState(objs []eqObject, gw *eqGatewayInfo) ([]string, er
 		// waypointState gives every waypoint the same addresses
 		return nil, fmt.Errorf("ServiceEntries use %d waypoints (%s): equivalence simulates one waypoint per world", len(found), strings.Join(names, ", "))
 	}
-	in := &Input{Configs: w.cfgs}
-	for _, o := range objs {
-		if isIstioAPIVersion(o.meta.APIVersion) {
-			in.IstioDocs = append(in.IstioDocs, o.doc)
-		}
-	}
+	in := &Input{Configs: w.cfgs, IstioDocs: istioDocs}
 	w.waypoints = map[string]eqWaypoint{}
 	var docs []string
 	for wp := range found {

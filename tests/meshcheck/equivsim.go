@@ -87,8 +87,8 @@ type eqWorld struct {
 	proxies   map[string]*model.Proxy
 }
 
-func newWorld(name, mode string, objs []eqObject, gw *eqGatewayInfo, clients []eqClient) (*eqWorld, error) {
-	cfgs, kubeObjs, err := eqParseConfigs(objs)
+func newWorld(name, mode string, objs []eqObject, gw *GatewayInfo, clients []eqClient) (*eqWorld, error) {
+	cfgs, istioDocs, kubeObjs, err := eqParseConfigs(objs)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func newWorld(name, mode string, objs []eqObject, gw *eqGatewayInfo, clients []e
 	w.findGateways(services)
 	namespaces := map[string]bool{rootNamespace: true}
 	if w.ambient {
-		waypointDocs, err := w.ambientState(objs, gw)
+		waypointDocs, err := w.ambientState(istioDocs, gw)
 		if err != nil {
 			return nil, err
 		}
@@ -123,11 +123,7 @@ func newWorld(name, mode string, objs []eqObject, gw *eqGatewayInfo, clients []e
 			g.service = gw.Name + "." + gw.Namespace + ".svc.cluster.local"
 		}
 		for _, p := range gw.Ports {
-			tp := p.TargetPort
-			if tp == 0 {
-				tp = p.Port
-			}
-			g.targetPorts[p.Port] = tp
+			g.targetPorts[p.Port] = p.target()
 		}
 		w.gateways[g.service] = g
 	}

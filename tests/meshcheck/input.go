@@ -37,9 +37,22 @@ type GatewayPort struct {
 	TargetPortSnake int `json:"target_port,omitempty"`
 }
 
+// target is the port the gateway's pods listen on for this Service port (either spelling, else
+// the port itself).
+func (p GatewayPort) target() int {
+	switch {
+	case p.TargetPort != 0:
+		return p.TargetPort
+	case p.TargetPortSnake != 0:
+		return p.TargetPortSnake
+	}
+	return p.Port
+}
+
 type GatewayInfo struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace"`
+	Kind      string `json:"kind,omitempty"` // waypoint in ambient mode
 	Service   string `json:"service"`
 	// ServiceName is the Kubernetes Service's name (defaults to Name)
 	ServiceName string            `json:"service_name,omitempty"`

@@ -66,12 +66,6 @@ const (
 	tlsModeLabel = "security.istio.io/tlsMode"
 )
 
-type telRoutesFile struct {
-	Policy  string      `json:"policy"`
-	Mode    string      `json:"mode"`
-	Gateway GatewayInfo `json:"gateway"`
-}
-
 // telInput is one render prepared for the telemetry check.
 type telInput struct {
 	dir, name, mode string
@@ -88,7 +82,7 @@ type telInput struct {
 
 func loadTelemetryInput(dir string) (*telInput, error) {
 	t := &telInput{dir: dir, name: filepath.Base(filepath.Clean(dir)), sources: map[string]map[string]string{}, serviceEntries: map[string]bool{}}
-	var rf telRoutesFile
+	var rf RoutesFile
 	if b, err := os.ReadFile(filepath.Join(dir, "routes.json")); err != nil {
 		return nil, err
 	} else if err := yaml.Unmarshal(b, &rf); err != nil {
@@ -205,14 +199,7 @@ func (t *telInput) synthetic() []string {
 		g := t.gateway
 		var ports []map[string]any
 		for _, p := range g.Ports {
-			tp := p.TargetPort
-			if tp == 0 {
-				tp = p.TargetPortSnake
-			}
-			if tp == 0 {
-				tp = p.Port
-			}
-			ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": tp, "protocol": "TCP"})
+			ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": p.target(), "protocol": "TCP"})
 		}
 		meta := map[string]any{"name": g.ServiceName, "namespace": g.Namespace, "labels": g.Labels}
 		if len(g.ExportTo) > 0 {
@@ -220,35 +207,18 @@ func (t *telInput) synthetic() []string {
 		}
 		docs = append(docs, yamlDoc(map[string]any{"apiVersion": "v1", "kind": "Service", "metadata": meta,
 			"spec": map[string]any{"type": "ClusterIP", "clusterIP": "10.96.10.10", "selector": g.Labels, "ports": ports}}))
-		docs = append(docs, telPod(g.Name+"-meshcheck", g.Namespace, g.Labels, g.Name, "10.244.0.10", true))
+		docs = append(docs, podDoc(g.Name+"-meshcheck", g.Namespace, g.Labels, g.Name, "10.244.0.10", nil, true, false))
 	}
 	i := 0
 	for _, ns := range sortedKeys(t.sources) {
 		i++
-		docs = append(docs, telPod(fmt.Sprintf("meshcheck-client-%d", i), ns, t.sources[ns], "default", fmt.Sprintf("10.244.1.%d", i), false))
+		docs = append(docs, podDoc(fmt.Sprintf("meshcheck-client-%d", i), ns, t.sources[ns], "default", fmt.Sprintf("10.244.1.%d", i), nil, false, false))
 	}
-	docs = append(docs, telPod("meshcheck-outsider", outsiderNamespace, telOutsiderLabels, "default", "10.244.2.1", false))
+	docs = append(docs, podDoc("meshcheck-outsider", outsiderNamespace, telOutsiderLabels, "default", "10.244.2.1", nil, false, false))
 	return docs
 }
 
 var telOutsiderLabels = map[string]string{"app": "meshcheck-outsider", tlsModeLabel: "istio"}
-
-func telPod(name, ns string, labels map[string]string, sa, ip string, gateway bool) string {
-	annotations := map[string]string{"sidecar.istio.io/status": `{"containers":["istio-proxy"]}`}
-	containers := []map[string]any{{"name": "istio-proxy", "image": proxyImage}}
-	if gateway {
-		annotations["inject.istio.io/templates"] = "gateway"
-	} else {
-		containers = append([]map[string]any{{"name": "app", "image": "registry.example/meshcheck/app:1"}}, containers...)
-	}
-	return yamlDoc(map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
-		"spec":     map[string]any{"serviceAccountName": sa, "containers": containers},
-		"status": map[string]any{"phase": "Running", "podIP": ip, "podIPs": []map[string]any{{"ip": ip}},
-			"conditions": []map[string]any{{"type": "Ready", "status": "True"}}},
-	})
-}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
